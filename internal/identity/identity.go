@@ -11,7 +11,6 @@ package identity
 import (
 	"crypto/ecdh"
 	"crypto/ed25519"
-	"io"
 )
 
 // AccountKey is an account's Ed25519 identity key.
@@ -21,7 +20,7 @@ type AccountKey struct {
 }
 
 // NewAccountKey generates an account key from rand.
-func NewAccountKey(rand io.Reader) (*AccountKey, error) { panic("unimplemented") }
+func NewAccountKey() (*AccountKey, error) { panic("unimplemented") }
 
 // AccountKeyFromSeed rebuilds an account key from its 32-byte seed.
 func AccountKeyFromSeed(seed []byte) (*AccountKey, error) { panic("unimplemented") }
@@ -46,7 +45,7 @@ type DeviceKey struct {
 }
 
 // NewDeviceKey generates device keys from rand.
-func NewDeviceKey(rand io.Reader) (*DeviceKey, error) { panic("unimplemented") }
+func NewDeviceKey() (*DeviceKey, error) { panic("unimplemented") }
 
 // MarshalBinary encodes the private keys (64 bytes) for the client's store.
 func (k *DeviceKey) MarshalBinary() ([]byte, error) { panic("unimplemented") }

@@ -10,7 +10,6 @@ package linking
 import (
 	"crypto/ecdh"
 	"errors"
-	"io"
 
 	"github.com/parleychat/parley/internal/content"
 	"github.com/parleychat/parley/internal/identity"
@@ -31,7 +30,7 @@ type Code struct {
 }
 
 // NewCode makes a code for linkID with a fresh secret.
-func NewCode(rand io.Reader, linkID [16]byte) (Code, error) { panic("unimplemented") }
+func NewCode(linkID [16]byte) (Code, error) { panic("unimplemented") }
 
 // String encodes the code for display and typing (unambiguous, checksummed).
 func (c Code) String() string { panic("unimplemented") }
@@ -51,7 +50,7 @@ type Join struct {
 
 // NewJoin builds an authenticated Join and returns the ephemeral private key
 // the new device keeps to open the Transfer.
-func NewJoin(rand io.Reader, c Code, dev *identity.DeviceKey, deviceID uint32, name string) (*Join, *ecdh.PrivateKey, error) {
+func NewJoin(c Code, dev *identity.DeviceKey, deviceID uint32, name string) (*Join, *ecdh.PrivateKey, error) {
 	panic("unimplemented")
 }
 
@@ -73,7 +72,7 @@ type Transfer struct {
 }
 
 // Seal encrypts t to the joining device.
-func Seal(rand io.Reader, c Code, j *Join, t *Transfer) ([]byte, error) { panic("unimplemented") }
+func Seal(c Code, j *Join, t *Transfer) ([]byte, error) { panic("unimplemented") }
 
 // Open decrypts a sealed Transfer with the new device's ephemeral key.
 func Open(c Code, j *Join, ephemeral *ecdh.PrivateKey, sealed []byte) (*Transfer, error) {

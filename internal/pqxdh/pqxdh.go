@@ -8,7 +8,6 @@ import (
 	"crypto/ed25519"
 	"crypto/mlkem"
 	"errors"
-	"io"
 
 	"github.com/parleychat/parley/internal/identity"
 )
@@ -55,7 +54,7 @@ type Result struct {
 
 // Initiate runs Alice's side (spec §3.3): it verifies the bundle's
 // signatures, then derives SK.
-func Initiate(rand io.Reader, self *identity.DeviceKey, b *Bundle) (*Result, *InitMessage, error) {
+func Initiate(self *identity.DeviceKey, b *Bundle) (*Result, *InitMessage, error) {
 	panic("unimplemented")
 }
 
@@ -83,6 +82,6 @@ type Prekey struct {
 
 // GeneratePrekey makes a prekey of the given kind, signed by the device
 // (except one-time X25519 prekeys, which PQXDH leaves unsigned).
-func GeneratePrekey(rand io.Reader, self *identity.DeviceKey, kind byte, id uint32) (*Prekey, error) {
+func GeneratePrekey(self *identity.DeviceKey, kind byte, id uint32) (*Prekey, error) {
 	panic("unimplemented")
 }

@@ -11,7 +11,6 @@ package session
 import (
 	"crypto/ed25519"
 	"errors"
-	"io"
 
 	"github.com/parleychat/parley/internal/identity"
 	"github.com/parleychat/parley/internal/pqxdh"
@@ -54,7 +53,7 @@ type Session struct {
 
 // Initiate starts a session to remote from its prekey bundle. The first
 // frames Encrypt returns are prekey frames.
-func Initiate(rand io.Reader, local Local, remote Remote, b *pqxdh.Bundle) (*Session, error) {
+func Initiate(local Local, remote Remote, b *pqxdh.Bundle) (*Session, error) {
 	panic("unimplemented")
 }
 
@@ -73,7 +72,7 @@ func Inspect(frame []byte) (*FrameInfo, error) { panic("unimplemented") }
 
 // Accept answers a prekey frame: it runs PQXDH's responder side, creates the
 // session and decrypts the first message.
-func Accept(rand io.Reader, local Local, remote Remote, keys pqxdh.Prekeys, frame []byte) (*Session, []byte, error) {
+func Accept(local Local, remote Remote, keys pqxdh.Prekeys, frame []byte) (*Session, []byte, error) {
 	panic("unimplemented")
 }
 
@@ -82,11 +81,11 @@ func Accept(rand io.Reader, local Local, remote Remote, keys pqxdh.Prekeys, fram
 func (s *Session) BaseKey() []byte { panic("unimplemented") }
 
 // Encrypt encrypts plaintext as the next frame.
-func (s *Session) Encrypt(rand io.Reader, plaintext []byte) ([]byte, error) { panic("unimplemented") }
+func (s *Session) Encrypt(plaintext []byte) ([]byte, error) { panic("unimplemented") }
 
 // Decrypt decrypts a frame of this session (a prekey frame whose base key
 // matches, or a ratchet frame). On error the session is unchanged.
-func (s *Session) Decrypt(rand io.Reader, frame []byte) ([]byte, error) { panic("unimplemented") }
+func (s *Session) Decrypt(frame []byte) ([]byte, error) { panic("unimplemented") }
 
 // MarshalBinary encodes the whole session state for storage.
 func (s *Session) MarshalBinary() ([]byte, error) { panic("unimplemented") }
