@@ -1,0 +1,176 @@
+package content
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+func samples() map[string]*Content {
+	id := [16]byte{0: 0x11, 15: 0xff}
+	key := bytes.Repeat([]byte{0xab}, 32)
+	return map[string]*Content{
+		"text": {Kind: KindText, ID: id, SentAt: 1700000000123, To: "bob", Text: "hello, bob"},
+		"text-long": {Kind: KindText, ID: id, SentAt: 1, To: "bob",
+			Text: strings.Repeat("héllo ", 40)},
+		"delivered": {Kind: KindDelivered, ID: id, SentAt: 2, To: "alice",
+			Refs: [][16]byte{{1}, {2}, {3}}},
+		"read":       {Kind: KindRead, ID: id, SentAt: 3, To: "alice", Refs: [][16]byte{{9}}},
+		"typing-on":  {Kind: KindTyping, ID: id, SentAt: 4, To: "carol", Typing: true},
+		"typing-off": {Kind: KindTyping, ID: id, SentAt: -5, To: "carol"},
+		"contact-sync": {Kind: KindContactSync, ID: id, SentAt: 6, Contacts: []Contact{
+			{Handle: "bob", State: ContactAccepted, IdentityKey: key, Verified: true},
+			{Handle: "mallory", State: ContactBlocked},
+			{Handle: "spam_1", State: ContactRejected, IdentityKey: key},
+		}},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	for name, c := range samples() {
+		b, err := c.Marshal()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(b)%PadBlock != 0 {
+			t.Fatalf("%s: length %d not padded", name, len(b))
+		}
+		got, err := Unmarshal(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, c) {
+			t.Fatalf("%s: got %+v, want %+v", name, got, c)
+		}
+	}
+}
+
+func TestPadding(t *testing.T) {
+	for n := 0; n < 3*PadBlock; n++ {
+		p := pad(bytes.Repeat([]byte{7}, n))
+		if len(p)%PadBlock != 0 || len(p) <= n || len(p)-n > PadBlock {
+			t.Fatalf("pad(%d) has length %d", n, len(p))
+		}
+		u, err := unpad(p)
+		if err != nil || len(u) != n {
+			t.Fatalf("unpad(pad(%d)) = %d, %v", n, len(u), err)
+		}
+	}
+	c := &Content{Kind: KindText, Text: "x"}
+	b, _ := c.Marshal()
+	for name, bad := range map[string][]byte{
+		"empty":        nil,
+		"not-multiple": b[:len(b)-1],
+		"no-marker":    bytes.Repeat([]byte{0}, PadBlock),
+		"trailing":     append(bytes.Clone(b[:len(b)-1]), 1),
+		"extra-block":  append(bytes.Clone(b), make([]byte, PadBlock)...),
+	} {
+		if _, err := Unmarshal(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestRejects(t *testing.T) {
+	for name, c := range map[string]*Content{
+		"kind0":     {Kind: 0},
+		"kind6":     {Kind: 6},
+		"state0":    {Kind: KindContactSync, Contacts: []Contact{{Handle: "a"}}},
+		"state4":    {Kind: KindContactSync, Contacts: []Contact{{Handle: "a", State: 4}}},
+		"short-key": {Kind: KindContactSync, Contacts: []Contact{{Handle: "a", State: 1, IdentityKey: []byte{1}}}},
+		"long-to":   {Kind: KindText, To: strings.Repeat("a", 256)},
+	} {
+		if _, err := c.Marshal(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: Marshal = %v", name, err)
+		}
+	}
+	// Hand-made encodings with bad fields.
+	good, _ := (&Content{Kind: KindTyping, Typing: true, Contacts: []Contact{{Handle: "a", State: 1, Verified: true}}}).Marshal()
+	inner, _ := unpad(good)
+	kindAt, typingAt := 1, 1+1+16+8+1+4+2
+	verifiedAt := len(inner) - 1
+	stateAt := verifiedAt - 2
+	for name, mut := range map[string]func(b []byte){
+		"version":  func(b []byte) { b[0] = 2 },
+		"kind":     func(b []byte) { b[kindAt] = 9 },
+		"typing":   func(b []byte) { b[typingAt] = 2 },
+		"state":    func(b []byte) { b[stateAt] = 0 },
+		"verified": func(b []byte) { b[verifiedAt] = 2 },
+	} {
+		b := bytes.Clone(inner)
+		mut(b)
+		if _, err := Unmarshal(pad(b)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: Unmarshal = %v", name, err)
+		}
+	}
+	if _, err := Unmarshal(pad(append(bytes.Clone(inner), 0))); !errors.Is(err, ErrMalformed) {
+		t.Errorf("trailing byte inside the padding accepted: %v", err)
+	}
+}
+
+// TestGolden pins the encoding of every kind. Regenerate with
+// go test ./internal/content -run TestGolden -update
+func TestGolden(t *testing.T) {
+	got := map[string]string{}
+	for name, c := range samples() {
+		b, err := c.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[name] = hex.EncodeToString(b)
+	}
+	path := filepath.Join("testdata", "golden.json")
+	if *update {
+		j, _ := json.MarshalIndent(got, "", "  ")
+		if err := os.WriteFile(path, append(j, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string]string
+	if err := json.Unmarshal(j, &want); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("encodings differ from %s (run with -update if the change is intended)", path)
+	}
+	for name, h := range want {
+		b, _ := hex.DecodeString(h)
+		c, err := Unmarshal(b)
+		if err != nil || !reflect.DeepEqual(c, samples()[name]) {
+			t.Fatalf("%s: golden bytes decode to %+v, %v", name, c, err)
+		}
+	}
+}
+
+func FuzzUnmarshal(f *testing.F) {
+	for _, c := range samples() {
+		b, _ := c.Marshal()
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Unmarshal(b)
+		if err != nil {
+			return
+		}
+		again, err := c.Marshal()
+		if err != nil {
+			t.Fatalf("decoded content does not encode: %v", err)
+		}
+		if !bytes.Equal(again, b) {
+			t.Fatalf("round trip changed the bytes:\n%x\n%x", b, again)
+		}
+	})
+}
