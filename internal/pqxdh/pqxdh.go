@@ -95,15 +95,15 @@ func (m *InitMessage) Marshal() ([]byte, error) {
 func ParseInitMessage(b []byte) (*InitMessage, error) {
 	s := cryptobyte.String(b)
 	m := new(InitMessage)
-	if !ReadInitMessage(&s, m) || !s.Empty() {
+	if !readInitMessage(&s, m) || !s.Empty() {
 		return nil, ErrMalformed
 	}
 	return m, nil
 }
 
-// ReadInitMessage reads Marshal's encoding from the front of s, for
+// readInitMessage reads Marshal's encoding from the front of s, for
 // formats that embed it. The slices of m are copies.
-func ReadInitMessage(s *cryptobyte.String, m *InitMessage) bool {
+func readInitMessage(s *cryptobyte.String, m *InitMessage) bool {
 	var ik, ek, ct []byte
 	var last uint8
 	if !s.ReadBytes(&ik, KeySize) || !s.ReadBytes(&ek, KeySize) ||

@@ -131,6 +131,7 @@ type State struct {
 	// Scratch space, not state.
 	adBuf []byte
 	sum   []byte
+	key   [KeySize]byte
 }
 
 // String returns a redacted form.
@@ -154,14 +155,14 @@ func InitAlice(sk, bobRatchetKey []byte) (*State, error) {
 	if len(sk) != KeySize {
 		return nil, fmt.Errorf("ratchet: SK is %d bytes", len(sk))
 	}
+	if len(bobRatchetKey) != KeySize {
+		return nil, fmt.Errorf("%w: ratchet key is %d bytes", ErrMalformed, len(bobRatchetKey))
+	}
 	dhs, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("ratchet: %w", err)
 	}
 	s := newState(dhs)
-	if len(bobRatchetKey) != KeySize {
-		return nil, fmt.Errorf("%w: ratchet key is %d bytes", ErrMalformed, len(bobRatchetKey))
-	}
 	copy(s.dhr[:], bobRatchetKey)
 	s.hasDHr = true
 	out, err := dh(dhs, s.dhr[:])
@@ -217,9 +218,11 @@ func kdfRK(rk *[KeySize]byte, dhOut []byte) (newRK, ck [KeySize]byte, err error)
 }
 
 // kdfCK is KDF_CK (§5.2): mk = HMAC-SHA256(ck, 0x01), ck' =
-// HMAC-SHA256(ck, 0x02). One HMAC object keyed with ck computes both.
+// HMAC-SHA256(ck, 0x02). One HMAC object keyed with ck computes both; the
+// key is copied into s's scratch space so that no array escapes per call.
 func (s *State) kdfCK(ck *[KeySize]byte) (mk, next [KeySize]byte) {
-	mac := hmac.New(sha256.New, ck[:])
+	s.key = *ck
+	mac := hmac.New(sha256.New, s.key[:])
 	mac.Write(mkConst[:])
 	s.sum = mac.Sum(s.sum[:0])
 	copy(mk[:], s.sum)

@@ -292,3 +292,16 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+func TestTooManySkipped(t *testing.T) {
+	alice, bob, as := start(t)
+	bs, _, err := Accept(bob.local(), alice.remote(), bob.keys, encrypt(t, as, "hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last []byte
+	for i := range 1002 {
+		last = encrypt(t, as, fmt.Sprint(i))
+	}
+	decryptFails(t, bs, last, ErrTooManySkipped)
+}

@@ -22,9 +22,47 @@ var (
 	ErrLinkUsed     = errors.New("store: link already used")
 	ErrQueueFull    = errors.New("store: recipient queue is full")
 	ErrNoPrekeys    = errors.New("store: device has no signed prekey")
+	// ErrInvalidHandle is returned by NormaliseHandle and by CreateAccount
+	// for a handle that is not 3 to 32 characters of a-z, 0-9 and '_'.
+	ErrInvalidHandle = errors.New("store: invalid handle")
 )
 
-// Limits every backend applies.
+// Handle lengths, in characters (every handle character is one byte).
+const (
+	MinHandleLen = 3
+	MaxHandleLen = 32
+)
+
+// NormaliseHandle returns h in its stored form: lower case. A handle is 3
+// to 32 characters of ASCII letters, digits and '_'; handles are unique
+// case-insensitively. Anything else (including a leading '@', spaces and
+// non-ASCII letters) is ErrInvalidHandle.
+func NormaliseHandle(h string) (string, error) {
+	if len(h) < MinHandleLen || len(h) > MaxHandleLen {
+		return "", ErrInvalidHandle
+	}
+	b := []byte(h)
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '_':
+		case c >= 'A' && c <= 'Z':
+			b[i] = c + ('a' - 'A')
+		default:
+			return "", ErrInvalidHandle
+		}
+	}
+	return string(b), nil
+}
+
+// ValidHandle reports whether h is a handle in its stored form: valid and
+// already lower case.
+func ValidHandle(h string) bool {
+	n, err := NormaliseHandle(h)
+	return err == nil && n == h
+}
+
+// Limits every backend applies. (A backend may offer an option to lower
+// MaxQueue for tests; storetest takes the limit in its Options.)
 const (
 	DedupWindow = 7 * 24 * time.Hour // how long a message id is remembered
 	MaxQueue    = 10000              // envelopes queued per device
@@ -105,9 +143,20 @@ type Link struct {
 
 // Store is the contract. Every method is safe for concurrent use. Methods
 // that change state return only after the change is durable (committed).
+//
+// Handles given to any method are normalised (NormaliseHandle) by the
+// store, so lookups are case-insensitive; every handle returned is in
+// stored (lower-case) form. Times are kept to the microsecond at least and
+// returned in UTC. A zero Created or ServerTime is set to the store's
+// clock. Expiry checks at read time (TokenDevice, Link and the link
+// methods) use the store's clock: a token or link is live while
+// now < expires.
 type Store interface {
 	// CreateAccount stores a new account, its first device list and the
 	// first device's prekeys, atomically. ErrHandleTaken if the handle exists.
+	// The prekeys belong to l.Devices[0]; l must name at least one device
+	// (an error otherwise), each id once (ErrDeviceExists otherwise).
+	// ErrInvalidHandle if a.Handle is not a valid handle.
 	CreateAccount(ctx context.Context, a Account, l DeviceList, p Prekeys) error
 	// Account returns the account with handle, or ErrNotFound.
 	Account(ctx context.Context, handle string) (Account, error)
@@ -116,17 +165,29 @@ type Store interface {
 	// ReplaceDeviceList installs a newer list (ErrStaleVersion otherwise),
 	// and deletes everything of the devices it drops: their prekeys,
 	// tokens and queued envelopes. It returns the dropped device ids.
+	// ErrNotFound for an unknown account. ErrDeviceExists if l names an id
+	// twice, or names a current device id with a different SigningKey (an
+	// id in use is never taken over). Devices that stay keep their Created;
+	// DeviceList returns the devices in l's order.
 	ReplaceDeviceList(ctx context.Context, handle string, l DeviceList) (removed []uint32, err error)
 
-	// PutPrekeys stores a device's public prekeys.
+	// PutPrekeys stores a device's public prekeys. ErrNotFound if the
+	// device is not in the account's current device list.
 	PutPrekeys(ctx context.Context, handle string, device uint32, p Prekeys) error
-	// PrekeyCounts returns how many one-time X25519 and PQ prekeys remain.
+	// PrekeyCounts returns how many one-time X25519 and PQ prekeys remain
+	// (ErrNotFound for an unknown account or device).
 	PrekeyCounts(ctx context.Context, handle string, device uint32) (oneTime, oneTimePQ int, err error)
 	// TakeBundle returns a device's bundle, deleting the one-time keys it
 	// hands out in the same transaction (a key is never handed out twice).
+	// It takes the one-time X25519 and one-time PQ prekeys with the lowest
+	// ids; with no one-time PQ prekey left, it gives the last-resort key
+	// (PQLastResort). ErrNotFound for an unknown account or device;
+	// ErrNoPrekeys (and nothing consumed) if the device has no signed
+	// prekey, or neither a one-time PQ prekey nor a last-resort key.
 	TakeBundle(ctx context.Context, handle string, device uint32) (Bundle, error)
 
-	// PutToken stores the SHA-256 of a bearer token for a device.
+	// PutToken stores the SHA-256 of a bearer token for a device (the same
+	// hash again: replaced). ErrNotFound if the device is not current.
 	PutToken(ctx context.Context, tokenHash []byte, handle string, device uint32, expires time.Time) error
 	// TokenDevice resolves a token hash to its live device, or ErrNotFound
 	// (unknown, expired, or the device was removed).
@@ -136,27 +197,40 @@ type Store interface {
 	// share Sender, SenderDevice and MessageID. If that triple was stored
 	// before (remembered for at least DedupWindow, even after delivery),
 	// nothing is stored and duplicate is true. ErrQueueFull if a recipient
-	// device's queue holds MaxQueue envelopes already.
+	// device's queue holds MaxQueue envelopes already; ErrNotFound if a
+	// recipient device is not current. On any error nothing is stored and
+	// the message id is not remembered. Seq grows in the order of envs.
+	// An empty envs stores nothing.
 	Enqueue(ctx context.Context, envs []Envelope) (duplicate bool, err error)
 	// Pending returns up to limit envelopes for a device with Seq > after,
-	// in Seq order.
+	// in Seq order. An unknown device has no envelopes; limit <= 0 returns
+	// none.
 	Pending(ctx context.Context, handle string, device uint32, after int64, limit int) ([]Envelope, error)
 	// Ack deletes a device's envelopes by Seq (unknown seqs are ignored).
 	Ack(ctx context.Context, handle string, device uint32, seqs []int64) error
 
-	// CreateLink stores a new link session.
+	// CreateLink stores a new link session (Join, Sealed, DeviceList and
+	// Fetched are ignored). ErrNotFound for an unknown account; ErrLinkUsed
+	// if the id exists.
 	CreateLink(ctx context.Context, l Link) error
-	// Link returns a link session (ErrNotFound if unknown or expired).
+	// Link returns a link session (ErrNotFound if unknown or expired). Join
+	// and Sealed are empty until set.
 	Link(ctx context.Context, id string) (Link, error)
 	// JoinLink records the joining device's request once (ErrLinkUsed after).
+	// Unknown or expired: ErrNotFound. join must not be empty.
 	JoinLink(ctx context.Context, id string, join []byte) error
 	// CompleteLink records the sealed transfer once (ErrLinkUsed after).
+	// Unknown or expired: ErrNotFound. sealed must not be empty. (The store
+	// does not check that the link was joined: the server does.)
 	CompleteLink(ctx context.Context, id string, sealed, deviceList []byte) error
 	// FetchLinkResult marks the result as handed out and returns it once
-	// (ErrLinkUsed after).
+	// (ErrLinkUsed after). Before CompleteLink it returns the link as Link
+	// does, with Sealed empty, and marks nothing. Unknown or expired:
+	// ErrNotFound.
 	FetchLinkResult(ctx context.Context, id string) (Link, error)
 
-	// Expire deletes expired tokens and link sessions.
+	// Expire deletes tokens and link sessions with expires <= now, and
+	// forgets message ids stored more than DedupWindow before now.
 	Expire(ctx context.Context, now time.Time) error
 	// Close releases the store.
 	Close() error

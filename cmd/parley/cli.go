@@ -1,0 +1,386 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/parleychat/parley/internal/client"
+	"github.com/parleychat/parley/internal/tui"
+)
+
+// Exit codes.
+const (
+	exitOK          = 0
+	exitError       = 1
+	exitUsage       = 2
+	exitInterrupted = 130
+)
+
+// app is one run of the program: its streams, environment and global
+// flags. main fills it from the process; everything else reads it.
+type app struct {
+	stdin     io.Reader
+	stdout    io.Writer
+	stderr    io.Writer
+	getenv    func(string) string
+	stdinTTY  bool
+	stdoutTTY bool
+
+	// Global flags, accepted before and after the command name.
+	home   string
+	server string
+	json   bool
+
+	// subject is the handle the running command is about, used to word
+	// errors ("there is no account @bob").
+	subject string
+	// usedServer is the server the opened client talks to, for errors.
+	usedServer string
+}
+
+// command is one subcommand.
+type command struct {
+	name    string
+	args    string // synopsis after "parley NAME"
+	summary string
+	detail  string // extra help text, may be empty
+	run     func(ctx context.Context, a *app, args []string) error
+}
+
+// commands lists the subcommands in the order help shows them. It is
+// filled in init-free fashion by commandList to avoid an initialisation
+// cycle (help refers to the list).
+func commandList() []*command {
+	return []*command{
+		{name: "register", args: "[--name NAME] HANDLE", summary: "create an account with this device as its first",
+			detail: "Flags:\n  --name NAME   this device's name in the device list (default: parley on HOSTNAME)",
+			run:    cmdRegister},
+		{name: "send", args: "HANDLE TEXT...", summary: "send a message (TEXT from stdin if omitted)",
+			detail: "Flags go before HANDLE; everything after HANDLE is the message.\nExits 0 once the server has committed the message.",
+			run:    cmdSend},
+		{name: "sync", args: "[--wait DURATION] [--follow]", summary: "receive pending messages and print them",
+			detail: "Flags:\n  --wait DURATION   keep receiving for DURATION after the backlog (e.g. 30s)\n  --follow          keep receiving until interrupted\nMessages are acknowledged to the server only after they are stored here.",
+			run:    cmdSync},
+		{name: "history", args: "HANDLE [--limit N]", summary: "show a conversation and mark it read", detail: "Flags:\n  --limit N   show the last N messages (default 50)",
+			run: cmdHistory},
+		{name: "contacts", args: "[list | add HANDLE | remove HANDLE]", summary: "manage contacts", run: cmdContacts},
+		{name: "requests", args: "[list | accept HANDLE | reject HANDLE]", summary: "manage message requests", run: cmdRequests},
+		{name: "block", args: "HANDLE", summary: "block an account", run: cmdBlock},
+		{name: "unblock", args: "HANDLE", summary: "unblock an account", run: cmdUnblock},
+		{name: "devices", args: "[list | remove ID]", summary: "list or remove this account's devices", run: cmdDevices},
+		{name: "link", args: "new [--timeout D] | [--name NAME] CODE", summary: "link a new device to this account",
+			detail: "On the existing device run 'parley link new' and type the code it shows\ninto 'parley link CODE' on the new device (with a fresh --home).\nFlags:\n  --timeout D   with new: wait at most D for the new device (default 10m)\n  --name NAME   with CODE: this device's name (default: parley on HOSTNAME)",
+			run:    cmdLink},
+		{name: "verify", args: "HANDLE [--mark]", summary: "show the safety number with HANDLE; --mark to mark it verified", detail: "Flags:\n  --mark   mark the safety number verified (also accepts a changed one)",
+			run: cmdVerify},
+		{name: "typing", args: "HANDLE [--stop]", summary: "send a typing indicator", detail: "Flags:\n  --stop   say you stopped typing",
+			run: cmdTyping},
+		{name: "settings", args: "[read-receipts on|off]", summary: "show or change settings", run: cmdSettings},
+		{name: "version", summary: "print the version", run: cmdVersion},
+		{name: "help", args: "[COMMAND]", summary: "show help", run: cmdHelp},
+	}
+}
+
+func findCommand(name string) *command {
+	for _, c := range commandList() {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// usageError is a mistake in the command line: exit code 2.
+type usageError struct {
+	cmd string // command name, may be empty
+	msg string
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(cmd, format string, args ...any) error {
+	return &usageError{cmd: cmd, msg: fmt.Sprintf(format, args...)}
+}
+
+// errHelp asks for a command's help on stdout and exit 0.
+type errHelp struct{ cmd string }
+
+func (e *errHelp) Error() string { return "help requested" }
+
+// registerGlobals adds the global flags to fs, bound to a's fields.
+func (a *app) registerGlobals(fs *flag.FlagSet) {
+	fs.StringVar(&a.home, "home", a.home, "client `DIR` (default $PARLEY_HOME, else the user config dir)")
+	fs.StringVar(&a.server, "server", a.server, "server `URL` (default $PARLEY_SERVER, else the home's, else http://127.0.0.1:8080)")
+	fs.BoolVar(&a.json, "json", a.json, "machine-readable output, one JSON object a line")
+}
+
+// flags returns a flag set for cmd with the global flags on it.
+func (a *app) flags(cmd string) *flag.FlagSet {
+	fs := flag.NewFlagSet("parley "+cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	a.registerGlobals(fs)
+	return fs
+}
+
+// parse parses args with flags anywhere among the positional arguments
+// ("parley history bob --limit 5"). After maxPos positional arguments
+// (maxPos < 0: no limit) the rest is taken verbatim, as it is after "--".
+func parse(fs *flag.FlagSet, cmd string, args []string, maxPos int) ([]string, error) {
+	var pos []string
+	for {
+		if maxPos >= 0 && len(pos) >= maxPos {
+			return append(pos, args...), nil
+		}
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, &errHelp{cmd: cmd}
+			}
+			return nil, usagef(cmd, "%s", flagErrorSentence(err))
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if i := len(args) - len(rest); i > 0 && args[i-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func flagErrorSentence(err error) string {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		return "unknown flag --" + strings.TrimPrefix(name, "-")
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		return "flag --" + strings.TrimPrefix(name, "-") + " needs a value"
+	}
+	// invalid value "x" for flag -limit: parse error
+	if m := invalidValue.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("invalid value %s for --%s", m[1], m[2])
+	}
+	return msg
+}
+
+var invalidValue = regexp.MustCompile(`^invalid (?:boolean )?value (".*") for (?:flag )?-+([\w-]+)`)
+
+// main runs the program and returns its exit code.
+func (a *app) main(ctx context.Context, args []string) int {
+	err := a.dispatch(ctx, args)
+	return a.report(ctx, err)
+}
+
+func (a *app) dispatch(ctx context.Context, args []string) error {
+	fs := a.flags("")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return &errHelp{}
+		}
+		return usagef("", "%s", flagErrorSentence(err))
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		if a.stdinTTY && a.stdoutTTY && !a.json {
+			return a.runTUI(ctx)
+		}
+		return usagef("", "no command given")
+	}
+	cmd := findCommand(rest[0])
+	if cmd == nil {
+		return usagef("", "unknown command %q", rest[0])
+	}
+	return cmd.run(ctx, a, rest[1:])
+}
+
+// report prints err as a sentence and returns the exit code.
+func (a *app) report(ctx context.Context, err error) int {
+	var help *errHelp
+	var usage *usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &help):
+		a.printHelp(a.stdout, help.cmd)
+		return exitOK
+	case errors.As(err, &usage):
+		fmt.Fprintf(a.stderr, "parley: %s\n", usage.msg)
+		if usage.cmd != "" {
+			fmt.Fprintf(a.stderr, "usage: parley %s %s\n", usage.cmd, findCommand(usage.cmd).args)
+			fmt.Fprintf(a.stderr, "Run 'parley help %s' for more.\n", usage.cmd)
+		} else {
+			a.printHelp(a.stderr, "")
+		}
+		return exitUsage
+	case ctx.Err() != nil:
+		// Interrupted (Ctrl-C): whatever failed, failed because of it.
+		fmt.Fprintln(a.stderr, "parley: interrupted")
+		return exitInterrupted
+	default:
+		fmt.Fprintf(a.stderr, "parley: %s\n", a.sentence(err))
+		return exitError
+	}
+}
+
+func (a *app) printHelp(w io.Writer, name string) {
+	if name != "" {
+		if c := findCommand(name); c != nil {
+			fmt.Fprintf(w, "usage: parley %s %s\n\n%s.\n", c.name, c.args, capitalise(c.summary))
+			if c.detail != "" {
+				fmt.Fprintf(w, "\n%s\n", c.detail)
+			}
+			fmt.Fprint(w, globalHelp)
+			return
+		}
+	}
+	fmt.Fprint(w, "usage: parley [--home DIR] [--server URL] [--json] COMMAND [ARGS]\n\n")
+	fmt.Fprint(w, "With no command, in a terminal, parley opens its terminal UI.\n\nCommands:\n")
+	for _, c := range commandList() {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, globalHelp)
+	fmt.Fprint(w, "\nRun 'parley help COMMAND' for a command's arguments.\n")
+}
+
+const globalHelp = `
+Global flags (before or after the command):
+  --home DIR     client state (default $PARLEY_HOME, else the user config dir + /parley)
+  --server URL   server (default $PARLEY_SERVER, else the home's, else http://127.0.0.1:8080)
+  --json         one JSON object a line on stdout
+`
+
+func capitalise(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// defaultServer is used when neither flag, environment nor home names one.
+const defaultServer = "http://127.0.0.1:8080"
+
+// homeDir resolves the client home: flag, then PARLEY_HOME, then the
+// user config dir.
+func (a *app) homeDir() (string, error) {
+	if a.home != "" {
+		return a.home, nil
+	}
+	if h := a.getenv("PARLEY_HOME"); h != "" {
+		return h, nil
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("cannot find a place for the client's state (%v); set --home or PARLEY_HOME", err)
+	}
+	return filepath.Join(dir, "parley"), nil
+}
+
+// serverURL resolves the server: flag, then PARLEY_SERVER; empty means
+// the one stored in the home (the client falls back to defaultServer).
+func (a *app) serverURL() string {
+	if a.server != "" {
+		return a.server
+	}
+	return a.getenv("PARLEY_SERVER")
+}
+
+// logger returns a logger to w at the level in PARLEY_LOG (debug, info,
+// warn, error); without PARLEY_LOG it discards everything.
+func (a *app) logger(w io.Writer) *slog.Logger {
+	var level slog.Level
+	switch strings.ToLower(a.getenv("PARLEY_LOG")) {
+	case "":
+		return slog.New(slog.DiscardHandler)
+	case "debug":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	case "warn", "warning":
+		level = slog.LevelWarn
+	default:
+		level = slog.LevelError
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// open opens the client in the home. deviceName is used by register and
+// link; other commands pass "".
+func (a *app) open(ctx context.Context, deviceName string) (*client.Client, error) {
+	return a.openWith(ctx, deviceName, a.logger(a.stderr))
+}
+
+// openWith opens the client with the server from the flag or environment,
+// else the one stored in the home, else defaultServer.
+func (a *app) openWith(ctx context.Context, deviceName string, logger *slog.Logger) (*client.Client, error) {
+	home, err := a.homeDir()
+	if err != nil {
+		return nil, err
+	}
+	o := client.Options{Home: home, Server: a.serverURL(), Logger: logger, DeviceName: deviceName}
+	c, err := client.Open(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if c.Server() == "" {
+		// A fresh home and no server named: use the default.
+		c.Close()
+		o.Server = defaultServer
+		if c, err = client.Open(ctx, o); err != nil {
+			return nil, err
+		}
+	}
+	a.usedServer = c.Server()
+	return c, nil
+}
+
+// openRegistered opens the client and requires a registered device.
+func (a *app) openRegistered(ctx context.Context) (*client.Client, error) {
+	c, err := a.open(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	if !c.Registered() {
+		c.Close()
+		return nil, client.ErrNotRegistered
+	}
+	return c, nil
+}
+
+func (a *app) runTUI(ctx context.Context) error {
+	home, err := a.homeDir()
+	if err != nil {
+		return err
+	}
+	// The screen belongs to the UI: logs go to a file in the home.
+	logw := io.Discard
+	if a.getenv("PARLEY_LOG") != "" {
+		if err := os.MkdirAll(home, 0o700); err == nil {
+			if f, err := os.OpenFile(filepath.Join(home, "tui.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600); err == nil {
+				defer f.Close()
+				logw = f
+			}
+		}
+	}
+	c, err := a.openWith(ctx, "", a.logger(logw))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if !c.Registered() {
+		return client.ErrNotRegistered
+	}
+	err = tui.Run(ctx, c)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,426 @@
+// Package config is parleyd's one typed configuration.
+//
+// Values come, each overriding the one before: the defaults (Defaults), an
+// optional JSON file (--config or PARLEY_CONFIG), the environment
+// (PARLEY_<FIELD>, e.g. PARLEY_ADDR, PARLEY_DATA_DIR) and the command-line
+// flags (--addr, --data, ...). Durations are Go duration strings ("90s",
+// "24h"). Load validates the result; Config.JSON prints it.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrInvalid is wrapped by every error about a bad configuration value.
+var ErrInvalid = errors.New("config: invalid configuration")
+
+// Config is the whole configuration of parleyd. The json tag names the key
+// in the config file, and (upper-cased, prefixed with PARLEY_) the
+// environment variable; the flag tag names the command-line flag.
+type Config struct {
+	Addr         string `json:"addr" flag:"addr" usage:"listen address host:port (port 0 picks a free one)"`
+	DataDir      string `json:"data_dir" flag:"data" usage:"data folder (holds parley.db), created with mode 0700"`
+	TLSCert      string `json:"tls_cert" flag:"tls-cert" usage:"TLS certificate file (PEM); serve HTTPS with --tls-key"`
+	TLSKey       string `json:"tls_key" flag:"tls-key" usage:"TLS private key file (PEM)"`
+	InsecureHTTP bool   `json:"insecure_http" flag:"insecure-http" usage:"allow plain HTTP on a non-loopback address (behind a TLS proxy)"`
+	LogLevel     string `json:"log_level" flag:"log-level" usage:"debug, info, warn or error"`
+	LogFormat    string `json:"log_format" flag:"log-format" usage:"text or json"`
+
+	TokenTTL     time.Duration `json:"token_ttl" flag:"token-ttl" usage:"lifetime of a bearer token"`
+	ChallengeTTL time.Duration `json:"challenge_ttl" flag:"challenge-ttl" usage:"lifetime of an auth challenge"`
+	LinkTTL      time.Duration `json:"link_ttl" flag:"link-ttl" usage:"lifetime of a device-linking session"`
+
+	RegisterRate  float64 `json:"register_rate" flag:"register-rate" usage:"registrations per minute per client address"`
+	RegisterBurst int     `json:"register_burst" flag:"register-burst" usage:"registration burst per client address"`
+	BundleRate    float64 `json:"bundle_rate" flag:"bundle-rate" usage:"prekey bundle fetches per minute per account"`
+	BundleBurst   int     `json:"bundle_burst" flag:"bundle-burst" usage:"prekey bundle fetch burst per account"`
+	JoinRate      float64 `json:"join_rate" flag:"join-rate" usage:"link joins per minute per client address"`
+	JoinBurst     int     `json:"join_burst" flag:"join-burst" usage:"link join burst per client address"`
+
+	MaxEnvelopeBytes int   `json:"max_envelope_bytes" flag:"max-envelope-bytes" usage:"largest ciphertext for one device"`
+	MaxBodyBytes     int64 `json:"max_body_bytes" flag:"max-body-bytes" usage:"largest request body"`
+	MaxUnacked       int   `json:"max_unacked" flag:"max-unacked" usage:"envelopes sent ahead on a WebSocket without an ack"`
+
+	PingInterval    time.Duration `json:"ping_interval" flag:"ping-interval" usage:"WebSocket keepalive ping interval"`
+	WriteTimeout    time.Duration `json:"write_timeout" flag:"write-timeout" usage:"bound on one WebSocket write or ping"`
+	ExpireInterval  time.Duration `json:"expire_interval" flag:"expire-interval" usage:"how often expired tokens and links are deleted"`
+	ShutdownTimeout time.Duration `json:"shutdown_timeout" flag:"shutdown-timeout" usage:"bound on graceful shutdown"`
+}
+
+// Defaults returns the built-in configuration.
+func Defaults() Config {
+	return Config{
+		Addr:             "127.0.0.1:8080",
+		DataDir:          "./parley-data",
+		LogLevel:         "info",
+		LogFormat:        "text",
+		TokenTTL:         24 * time.Hour,
+		ChallengeTTL:     60 * time.Second,
+		LinkTTL:          10 * time.Minute,
+		RegisterRate:     5,
+		RegisterBurst:    10,
+		BundleRate:       120,
+		BundleBurst:      60,
+		JoinRate:         10,
+		JoinBurst:        10,
+		MaxEnvelopeBytes: 128 << 10,
+		MaxBodyBytes:     4 << 20,
+		MaxUnacked:       500,
+		PingInterval:     30 * time.Second,
+		WriteTimeout:     10 * time.Second,
+		ExpireInterval:   time.Minute,
+		ShutdownTimeout:  15 * time.Second,
+	}
+}
+
+// EnvPrefix prefixes every environment variable.
+const EnvPrefix = "PARLEY_"
+
+// EnvConfigFile names the config file when --config is not given.
+const EnvConfigFile = "PARLEY_CONFIG"
+
+// field is one settable field of Config.
+type field struct {
+	index int
+	key   string // json key
+	env   string
+	flag  string
+	usage string
+	typ   reflect.Type
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+func fields() []field {
+	t := reflect.TypeFor[Config]()
+	out := make([]field, 0, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key := f.Tag.Get("json")
+		out = append(out, field{
+			index: i,
+			key:   key,
+			env:   EnvPrefix + strings.ToUpper(key),
+			flag:  f.Tag.Get("flag"),
+			usage: f.Tag.Get("usage"),
+			typ:   f.Type,
+		})
+	}
+	return out
+}
+
+// set parses s into field f of c.
+func (f field) set(c *Config, s string) error {
+	v := reflect.ValueOf(c).Elem().Field(f.index)
+	switch {
+	case f.typ == durationType:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration like 30s or 24h", s)
+		}
+		v.SetInt(int64(d))
+	case f.typ.Kind() == reflect.String:
+		v.SetString(s)
+	case f.typ.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", s)
+		}
+		v.SetBool(b)
+	case f.typ.Kind() == reflect.Int || f.typ.Kind() == reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", s)
+		}
+		v.SetInt(n)
+	case f.typ.Kind() == reflect.Float64:
+		x, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", s)
+		}
+		v.SetFloat(x)
+	default:
+		return fmt.Errorf("unsupported field type %s", f.typ)
+	}
+	return nil
+}
+
+// setJSON decodes a config-file value into field f of c.
+func (f field) setJSON(c *Config, raw json.RawMessage) error {
+	v := reflect.ValueOf(c).Elem().Field(f.index)
+	if f.typ == durationType {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return fmt.Errorf("want a duration string like \"30s\", got %s", raw)
+		}
+		return f.set(c, s)
+	}
+	p := reflect.New(f.typ)
+	if err := json.Unmarshal(raw, p.Interface()); err != nil {
+		return fmt.Errorf("want a %s, got %s", f.typ.Kind(), raw)
+	}
+	v.Set(p.Elem())
+	return nil
+}
+
+// Load builds the effective configuration from args (the command-line
+// flags, without the program name) and the environment looked up with
+// getenv (os.LookupEnv in parleyd), then validates it. The flag --config
+// (or PARLEY_CONFIG) names an optional JSON file. Flag errors and -h print
+// to output.
+func Load(args []string, getenv func(string) (string, bool), output io.Writer) (Config, error) {
+	fs, configPath, parsed := NewFlagSet("parleyd", output)
+	if err := fs.Parse(args); err != nil {
+		return Config{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("%w: unexpected argument %q", ErrInvalid, fs.Arg(0))
+	}
+	c := Defaults()
+
+	path := *configPath
+	if path == "" {
+		path, _ = getenv(EnvConfigFile)
+	}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: reading config file: %w", err)
+		}
+		if err := c.applyFile(b); err != nil {
+			return Config{}, fmt.Errorf("%w: %s: %w", ErrInvalid, path, err)
+		}
+	}
+
+	for _, f := range fields() {
+		s, ok := getenv(f.env)
+		if !ok {
+			continue
+		}
+		if err := f.set(&c, s); err != nil {
+			return Config{}, fmt.Errorf("%w: %s: %w", ErrInvalid, f.env, err)
+		}
+	}
+
+	var flagErr error
+	fs.Visit(func(fl *flag.Flag) {
+		for _, f := range fields() {
+			if f.flag == fl.Name && flagErr == nil {
+				if err := f.set(&c, parsed[f.flag].String()); err != nil {
+					flagErr = fmt.Errorf("%w: --%s: %w", ErrInvalid, f.flag, err)
+				}
+			}
+		}
+	})
+	if flagErr != nil {
+		return Config{}, flagErr
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// NewFlagSet returns a flag set with one flag per field plus --config. The
+// flags hold text only; Load applies the ones that were set.
+func NewFlagSet(name string, output io.Writer) (fs *flag.FlagSet, configPath *string, values map[string]flag.Value) {
+	fs = flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(output)
+	configPath = fs.String("config", "", "JSON config file (also "+EnvConfigFile+")")
+	values = make(map[string]flag.Value)
+	def := Defaults()
+	for _, f := range fields() {
+		v := &textValue{s: f.format(&def), isBool: f.typ.Kind() == reflect.Bool}
+		values[f.flag] = v
+		fs.Var(v, f.flag, f.usage+" ("+f.env+")")
+	}
+	return fs, configPath, values
+}
+
+// textValue is a flag.Value that keeps the text; parsing happens in Load so
+// that errors name the field uniformly.
+type textValue struct {
+	s      string
+	isBool bool
+}
+
+func (v *textValue) String() string     { return v.s }
+func (v *textValue) Set(s string) error { v.s = s; return nil }
+func (v *textValue) IsBoolFlag() bool   { return v.isBool }
+
+// format returns field f of c as flag or environment text.
+func (f field) format(c *Config) string {
+	v := reflect.ValueOf(c).Elem().Field(f.index)
+	if f.typ == durationType {
+		return time.Duration(v.Int()).String()
+	}
+	return fmt.Sprint(v.Interface())
+}
+
+func (c *Config) applyFile(b []byte) error {
+	var m map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&m); err != nil {
+		return fmt.Errorf("not a JSON object: %w", err)
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON object")
+	}
+	known := make(map[string]field)
+	for _, f := range fields() {
+		known[f.key] = f
+	}
+	for k, raw := range m {
+		f, ok := known[k]
+		if !ok {
+			return fmt.Errorf("unknown key %q", k)
+		}
+		if err := f.setJSON(c, raw); err != nil {
+			return fmt.Errorf("key %q: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// JSON returns the configuration as indented JSON, in field order, with
+// durations as Go duration strings: the format of the config file.
+func (c Config) JSON() []byte {
+	var buf bytes.Buffer
+	buf.WriteString("{\n")
+	fs := fields()
+	for i, f := range fs {
+		v := reflect.ValueOf(&c).Elem().Field(f.index)
+		var val any = v.Interface()
+		if f.typ == durationType {
+			val = time.Duration(v.Int()).String()
+		}
+		b, _ := json.Marshal(val) // strings, numbers and booleans always marshal
+		fmt.Fprintf(&buf, "  %q: %s", f.key, b)
+		if i < len(fs)-1 {
+			buf.WriteByte(',')
+		}
+		buf.WriteByte('\n')
+	}
+	buf.WriteString("}\n")
+	return buf.Bytes()
+}
+
+// Validate checks every value and the combination of listen address and
+// TLS.
+func (c Config) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
+	}
+	host, _, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return bad("addr %q is not host:port: %v", c.Addr, err)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return bad("tls_cert and tls_key must be given together")
+	}
+	if c.TLSCert == "" && !c.InsecureHTTP && !isLoopback(host) {
+		return bad("addr %q is not a loopback address and no TLS certificate is configured: "+
+			"set --tls-cert and --tls-key, or --insecure-http if a TLS proxy sits in front", c.Addr)
+	}
+	if c.DataDir == "" {
+		return bad("data_dir is empty")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log_level %q is not debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return bad("log_format %q is not text or json", c.LogFormat)
+	}
+	durations := []struct {
+		name     string
+		v        time.Duration
+		min, max time.Duration
+	}{
+		{"token_ttl", c.TokenTTL, time.Minute, 365 * 24 * time.Hour},
+		{"challenge_ttl", c.ChallengeTTL, time.Second, time.Hour},
+		{"link_ttl", c.LinkTTL, 10 * time.Second, 24 * time.Hour},
+		{"ping_interval", c.PingInterval, 100 * time.Millisecond, time.Hour},
+		{"write_timeout", c.WriteTimeout, 100 * time.Millisecond, 10 * time.Minute},
+		{"expire_interval", c.ExpireInterval, time.Second, 24 * time.Hour},
+		{"shutdown_timeout", c.ShutdownTimeout, 0, time.Hour},
+	}
+	for _, d := range durations {
+		if d.v < d.min || d.v > d.max {
+			return bad("%s %s is outside %s..%s", d.name, d.v, d.min, d.max)
+		}
+	}
+	rates := []struct {
+		name  string
+		rate  float64
+		burst int
+	}{
+		{"register", c.RegisterRate, c.RegisterBurst},
+		{"bundle", c.BundleRate, c.BundleBurst},
+		{"join", c.JoinRate, c.JoinBurst},
+	}
+	for _, r := range rates {
+		if !(r.rate > 0 && r.rate <= 1e6) {
+			return bad("%s_rate %v must be above 0 and at most 1000000 per minute", r.name, r.rate)
+		}
+		if r.burst < 1 || r.burst > 1e6 {
+			return bad("%s_burst %d must be between 1 and 1000000", r.name, r.burst)
+		}
+	}
+	if c.MaxBodyBytes < 1<<10 || c.MaxBodyBytes > 1<<30 {
+		return bad("max_body_bytes %d is outside 1 KiB..1 GiB", c.MaxBodyBytes)
+	}
+	if c.MaxEnvelopeBytes < 1 || int64(c.MaxEnvelopeBytes) > c.MaxBodyBytes {
+		return bad("max_envelope_bytes %d must be between 1 and max_body_bytes (%d)", c.MaxEnvelopeBytes, c.MaxBodyBytes)
+	}
+	if c.MaxUnacked < 1 || c.MaxUnacked > 100000 {
+		return bad("max_unacked %d is outside 1..100000", c.MaxUnacked)
+	}
+	return nil
+}
+
+// isLoopback reports whether a listen host only accepts local connections.
+// An empty host listens on every interface.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Logger returns a slog logger writing to w at the configured level and
+// format.
+func (c Config) Logger(w io.Writer) *slog.Logger {
+	var level slog.Level
+	switch c.LogLevel {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

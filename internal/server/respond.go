@@ -1,0 +1,190 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/parleychat/parley/internal/api"
+)
+
+// statusOf pairs each error code with its HTTP status (see internal/api).
+var statusOf = map[string]int{
+	api.CodeBadRequest:       http.StatusBadRequest,
+	api.CodeInvalidHandle:    http.StatusBadRequest,
+	api.CodeBadSignature:     http.StatusBadRequest,
+	api.CodeUnauthorized:     http.StatusUnauthorized,
+	api.CodeChallengeExpired: http.StatusUnauthorized,
+	api.CodeForbidden:        http.StatusForbidden,
+	api.CodeNotFound:         http.StatusNotFound,
+	api.CodeHandleTaken:      http.StatusConflict,
+	api.CodeDeviceMismatch:   http.StatusConflict,
+	api.CodeStaleDeviceList:  http.StatusConflict,
+	api.CodeLinkUsed:         http.StatusConflict,
+	api.CodeLinkExpired:      http.StatusGone,
+	api.CodeTooLarge:         http.StatusRequestEntityTooLarge,
+	api.CodeRateLimited:      http.StatusTooManyRequests,
+	api.CodeQueueFull:        http.StatusInsufficientStorage,
+	api.CodeInternal:         http.StatusInternalServerError,
+	api.CodeUnavailable:      http.StatusServiceUnavailable,
+}
+
+// apiError is an error that becomes an api.ErrorResponse.
+type apiError struct {
+	e api.Error
+}
+
+func (e *apiError) Error() string { return e.e.Code + ": " + e.e.Message }
+
+func errorf(code, format string, a ...any) *apiError {
+	return &apiError{api.Error{Code: code, Message: fmt.Sprintf(format, a...)}}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	writeJSONStatus(w, http.StatusOK, v)
+}
+
+func writeJSONStatus(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only our own wire types are written; they always marshal.
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"internal","message":"The response could not be encoded."}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, code, message string) {
+	writeAPIError(w, &apiError{api.Error{Code: code, Message: message}})
+}
+
+func writeAPIError(w http.ResponseWriter, e *apiError) {
+	status, ok := statusOf[e.e.Code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if e.e.Code == api.CodeUnauthorized || e.e.Code == api.CodeChallengeExpired {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
+	}
+	writeJSONStatus(w, status, api.ErrorResponse{Error: e.e})
+}
+
+// fail writes err: an *apiError as itself, anything else as 500 (logged),
+// or 503 when the server is shutting down.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		writeAPIError(w, ae)
+		return
+	}
+	if s.closing.Load() {
+		writeError(w, api.CodeUnavailable, "The server is shutting down; try again shortly.")
+		return
+	}
+	if r.Context().Err() != nil {
+		return // the client has gone
+	}
+	s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	writeError(w, api.CodeInternal, "The server failed to handle the request.")
+}
+
+// decode reads one JSON value of the request body into v: at most
+// MaxBodyBytes, no unknown fields, nothing after it.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	b, err := io.ReadAll(body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errorf(api.CodeTooLarge, "The request body is larger than %d bytes.", s.cfg.MaxBodyBytes)
+		}
+		return errorf(api.CodeBadRequest, "The request body could not be read.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errorf(api.CodeBadRequest, "The request body is not the expected JSON: %s.", jsonProblem(err))
+	}
+	if dec.More() {
+		return errorf(api.CodeBadRequest, "The request body has data after the JSON value.")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errorf(api.CodeBadRequest, "The request body has data after the JSON value.")
+	}
+	return nil
+}
+
+// jsonProblem describes a decoding error without echoing the input.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q must be a %s", te.Field, te.Type)
+	case errors.Is(err, io.EOF):
+		return "the body is empty"
+	default:
+		return err.Error() // e.g. json: unknown field "x"
+	}
+}
+
+// clientAddr is the host of the request's remote address: the key of the
+// per-address rate limits.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// statusWriter records the status for the access log; Unwrap keeps
+// http.ResponseController and WebSocket hijacking working.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// common wraps every handler: response headers, refusal during shutdown,
+// and a debug access log (method, pattern, status, duration; never bodies
+// or tokens).
+func (s *Server) common(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		sw := &statusWriter{ResponseWriter: w}
+		if s.closing.Load() {
+			writeError(sw, api.CodeUnavailable, "The server is shutting down; try again shortly.")
+		} else {
+			h(sw, r)
+		}
+		s.log.Debug("request", "method", r.Method, "route", r.Pattern, "status", sw.status,
+			"ms", time.Since(start).Milliseconds())
+	})
+}

@@ -1,0 +1,402 @@
+// Package server is parleyd: the HTTP API, WebSocket delivery, challenge
+// authentication and device linking, over a store.Store and a Bus.
+//
+// Tests and embedders use the same type as the binary:
+//
+//	srv, err := server.New(cfg, logger) // cfg.Addr "127.0.0.1:0", cfg.DataDir t.TempDir()
+//	go srv.Run(ctx)
+//	<-srv.Ready()
+//	url := "http://" + srv.Addr().String()
+//
+// docs/PROTOCOL-api.md describes every endpoint.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parleychat/parley/internal/api"
+	"github.com/parleychat/parley/internal/config"
+	"github.com/parleychat/parley/internal/fanout"
+	"github.com/parleychat/parley/internal/ratelimit"
+	"github.com/parleychat/parley/internal/store"
+	"github.com/parleychat/parley/internal/store/sqlitestore"
+)
+
+// Bus carries "something changed" signals between connections, possibly
+// across nodes. Publish must not block on slow subscribers; a subscription
+// channel coalesces signals (capacity one) and never misses one published
+// after Subscribe returned.
+type Bus interface {
+	Publish(ctx context.Context, key string) error
+	Subscribe(key string) (<-chan struct{}, func())
+}
+
+var _ Bus = (*fanout.Local)(nil)
+
+// DBFile is the name of the SQLite database inside Config.DataDir.
+const DBFile = "parley.db"
+
+// Errors.
+var (
+	ErrStarted = errors.New("server: already started")
+	ErrClosed  = errors.New("server: closed")
+)
+
+// Options are the parts of a server that a deployment can swap.
+type Options struct {
+	// Store is required. The server owns it: Run and Close close it.
+	Store store.Store
+	// Bus is the fan-out bus; nil means an in-process fanout.Local.
+	Bus Bus
+	// Logger; nil discards logs.
+	Logger *slog.Logger
+	// Listener, if set, is served instead of listening on Config.Addr.
+	Listener net.Listener
+}
+
+// Server is one parleyd node.
+type Server struct {
+	cfg   config.Config
+	store store.Store
+	bus   Bus
+	log   *slog.Logger
+	mux   *http.ServeMux
+
+	challenges *challenges
+	registerRL *ratelimit.Limiter
+	bundleRL   *ratelimit.Limiter
+	joinRL     *ratelimit.Limiter
+	conns      *connRegistry
+
+	mu       sync.Mutex
+	ln       net.Listener
+	started  bool
+	closed   bool
+	ready    chan struct{}
+	shutdown chan struct{} // closed when shutdown begins
+	closing  atomic.Bool
+	wsWG     sync.WaitGroup // WebSocket handlers (hijacked, unseen by http.Server)
+}
+
+// New opens the SQLite store in cfg.DataDir (creating the folder with mode
+// 0700) and returns a server with an in-process bus. The server does not
+// listen until Run (or Listen).
+func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("server: creating data folder: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, DBFile), logger.With("component", "store"))
+	if err != nil {
+		return nil, fmt.Errorf("server: opening store: %w", err)
+	}
+	return NewWithOptions(cfg, Options{Store: db, Logger: logger})
+}
+
+// NewWithOptions returns a server over the given parts.
+func NewWithOptions(cfg config.Config, o Options) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Store == nil {
+		return nil, errors.New("server: Options.Store is nil")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Bus == nil {
+		o.Bus = fanout.NewLocal()
+	}
+	s := &Server{
+		cfg:        cfg,
+		store:      o.Store,
+		bus:        o.Bus,
+		log:        o.Logger,
+		challenges: newChallenges(cfg.ChallengeTTL),
+		registerRL: ratelimit.New(cfg.RegisterRate, cfg.RegisterBurst, 0),
+		bundleRL:   ratelimit.New(cfg.BundleRate, cfg.BundleBurst, 0),
+		joinRL:     ratelimit.New(cfg.JoinRate, cfg.JoinBurst, 0),
+		conns:      newConnRegistry(),
+		ln:         o.Listener,
+		ready:      make(chan struct{}),
+		shutdown:   make(chan struct{}),
+	}
+	s.routes()
+	return s, nil
+}
+
+// Version returns the build's module version or VCS revision.
+func Version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	for _, st := range bi.Settings {
+		if st.Key == "vcs.revision" && len(st.Value) >= 12 {
+			if v == "" || v == "(devel)" {
+				v = "devel+" + st.Value[:12]
+			}
+		}
+	}
+	if v == "" {
+		v = "(devel)"
+	}
+	return v
+}
+
+// Handler returns the HTTP handler of the API, for tests that serve it
+// themselves (httptest). Such a handler still needs Close to release the
+// store.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Listen binds the listen address now (Run calls it if needed), so a caller
+// can learn Addr before Run.
+func (s *Server) Listen() (net.Addr, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if s.ln == nil {
+		ln, err := net.Listen("tcp", s.cfg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("server: listening on %s: %w", s.cfg.Addr, err)
+		}
+		s.ln = ln
+	}
+	return s.ln.Addr(), nil
+}
+
+// Addr returns the bound address once the server listens, nil before.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Ready is closed once Run serves requests.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Run serves until ctx is done, then shuts down gracefully: it stops
+// accepting connections, lets in-flight requests finish (bounded by
+// Config.ShutdownTimeout), closes WebSockets with StatusGoingAway and
+// closes the store. It returns nil after a clean shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started || s.closed {
+		s.mu.Unlock()
+		return ErrStarted
+	}
+	s.started = true
+	s.mu.Unlock()
+
+	if _, err := s.Listen(); err != nil {
+		s.closeStore()
+		return err
+	}
+	ln := s.ln
+	scheme := "http"
+	if s.cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+		if err != nil {
+			ln.Close()
+			s.closeStore()
+			return fmt.Errorf("server: loading TLS certificate: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"h2", "http/1.1"},
+		})
+		scheme = "https"
+	}
+
+	hs := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+
+	expireDone := make(chan struct{})
+	go func() {
+		defer close(expireDone)
+		s.expireLoop()
+	}()
+
+	s.log.Info("listening", "addr", s.ln.Addr().String(), "scheme", scheme, "version", Version())
+	close(s.ready)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("server: serving: %w", err)
+	}
+
+	s.log.Info("shutting down")
+	s.mu.Lock()
+	s.closing.Store(true) // under mu: beginWS counts no handler in after this
+	s.mu.Unlock()
+	close(s.shutdown) // ends long polls and WebSockets
+
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		s.log.Warn("in-flight requests did not finish in time; closing them", "err", err)
+		hs.Close()
+	}
+	wsDone := make(chan struct{})
+	go func() { s.wsWG.Wait(); close(wsDone) }()
+	select {
+	case <-wsDone:
+	case <-sctx.Done():
+		s.log.Warn("WebSockets did not close in time")
+	}
+	<-expireDone
+	if err := s.closeStore(); err != nil && runErr == nil {
+		runErr = err
+	}
+	s.log.Info("stopped")
+	return runErr
+}
+
+// Close releases a server that Run never ran (Run closes it itself).
+func (s *Server) Close() error {
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if started {
+		return nil
+	}
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	return s.closeStore()
+}
+
+func (s *Server) closeStore() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	if err := s.store.Close(); err != nil {
+		return fmt.Errorf("server: closing store: %w", err)
+	}
+	return nil
+}
+
+// expireLoop deletes expired tokens, links and challenges until shutdown.
+func (s *Server) expireLoop() {
+	t := time.NewTicker(s.cfg.ExpireInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.shutdown:
+			return
+		case now := <-t.C:
+			s.challenges.expire(now)
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ExpireInterval)
+			if err := s.store.Expire(ctx, now); err != nil {
+				s.log.Warn("expiring tokens and links", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// endpoint is one route of the API.
+type endpoint struct {
+	Route
+	h http.HandlerFunc
+}
+
+// Route is one endpoint: method, path pattern, and whether it needs a
+// bearer token.
+type Route struct {
+	Method string
+	Path   string
+	Auth   bool
+}
+
+func (s *Server) endpoints() []endpoint {
+	return []endpoint{
+		{Route{"GET", api.PathHealth, false}, s.handleHealth},
+		{Route{"POST", api.PathAccounts, false}, s.handleRegister},
+		{Route{"GET", api.PathAccount, true}, s.handleGetAccount},
+		{Route{"POST", api.PathChallenge, false}, s.handleChallenge},
+		{Route{"POST", api.PathToken, false}, s.handleToken},
+		{Route{"PUT", api.PathDeviceList, true}, s.handlePutDeviceList},
+		{Route{"POST", api.PathKeys, true}, s.handlePutKeys},
+		{Route{"GET", api.PathKeys, true}, s.handleKeyCounts},
+		{Route{"GET", api.PathBundles, true}, s.handleBundles},
+		{Route{"POST", api.PathMessages, true}, s.handleSend},
+		{Route{"GET", api.PathWebSocket, true}, s.handleWebSocket},
+		{Route{"POST", api.PathLinks, true}, s.handleCreateLink},
+		{Route{"GET", api.PathLink, true}, s.handleLinkStatus},
+		{Route{"POST", api.PathLinkJoin, false}, s.handleJoinLink},
+		{Route{"POST", api.PathLinkComplete, true}, s.handleCompleteLink},
+		{Route{"GET", api.PathLinkResult, false}, s.handleLinkResult},
+	}
+}
+
+// Routes lists every endpoint the server serves.
+func (s *Server) Routes() []Route {
+	var out []Route
+	for _, e := range s.endpoints() {
+		out = append(out, e.Route)
+	}
+	return out
+}
+
+// routes builds the mux.
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	for _, e := range s.endpoints() {
+		h := e.h
+		if e.Auth {
+			h = s.authed(h)
+		}
+		m.Handle(e.Method+" "+e.Path, s.common(h))
+	}
+	m.Handle("/", s.common(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, api.CodeNotFound, "There is no endpoint "+r.Method+" "+r.URL.Path+".")
+	}))
+	s.mux = m
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if s.closing.Load() {
+		writeError(w, api.CodeUnavailable, "The server is shutting down.")
+		return
+	}
+	writeJSON(w, api.Health{Status: "ok", Version: Version()})
+}

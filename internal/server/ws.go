@@ -1,0 +1,315 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parleychat/parley/internal/api"
+	"github.com/parleychat/parley/internal/store"
+)
+
+// WebSocket close codes beyond RFC 6455's (see docs/PROTOCOL-api.md).
+const (
+	// CloseReplaced: a newer connection of the same device took over. A
+	// client must not reconnect automatically after it.
+	CloseReplaced websocket.StatusCode = 4000
+	// CloseDeviceRemoved: the device is no longer in its account's list.
+	CloseDeviceRemoved websocket.StatusCode = 4001
+)
+
+// Delivery bounds.
+const (
+	pendingBatch = 100     // envelopes read from the store at once
+	maxAckSeqs   = 10_000  // seqs in one ack frame
+	wsReadLimit  = 1 << 20 // bytes in one client frame
+)
+
+// FrameDeviceList is the server's hint that an account's device list
+// changed (api.Frame's comment names it; api has no constant for it).
+const FrameDeviceList = "device_list"
+
+var (
+	errReplaced   = errors.New("server: replaced by a newer connection")
+	errPingFailed = errors.New("server: keepalive ping failed")
+)
+
+// wsConn is one delivery connection, as the registry knows it.
+type wsConn struct {
+	cancel context.CancelCauseFunc
+}
+
+// connRegistry keeps the newest delivery connection of each device on this
+// node.
+type connRegistry struct {
+	mu sync.Mutex
+	m  map[deviceRef]*wsConn
+}
+
+func newConnRegistry() *connRegistry { return &connRegistry{m: make(map[deviceRef]*wsConn)} }
+
+func (r *connRegistry) add(ref deviceRef, c *wsConn) (old *wsConn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old = r.m[ref]
+	r.m[ref] = c
+	return old
+}
+
+func (r *connRegistry) remove(ref deviceRef, c *wsConn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m[ref] == c {
+		delete(r.m, ref)
+	}
+}
+
+// beginWS counts a WebSocket handler in, unless shutdown has begun.
+func (s *Server) beginWS() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	s.wsWG.Add(1)
+	return true
+}
+
+func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
+	c := callerOf(r)
+	if !s.beginWS() {
+		writeError(w, api.CodeUnavailable, "The server is shutting down; try again shortly.")
+		return
+	}
+	defer s.wsWG.Done()
+	conn, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return // Accept has answered the request
+	}
+	s.deliver(conn, c)
+}
+
+// deliver runs one device's delivery connection until it ends.
+func (s *Server) deliver(conn *websocket.Conn, c caller) {
+	log := s.log.With("handle", c.handle, "device", c.device)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	ref := deviceRef{c.handle, c.device}
+	me := &wsConn{cancel: cancel}
+	if old := s.conns.add(ref, me); old != nil {
+		old.cancel(errReplaced)
+	}
+	defer s.conns.remove(ref, me)
+
+	// Subscribe before the first read of the queue, so no wake-up is lost.
+	mail, unsubMail := s.bus.Subscribe(mailKey(c.handle, c.device))
+	defer unsubMail()
+	devs, unsubDevs := s.bus.Subscribe(devicesKey(c.handle))
+	defer unsubDevs()
+
+	conn.SetReadLimit(wsReadLimit)
+	acks := make(chan []int64)
+	readErr := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { readErr <- s.readFrames(ctx, conn, c, acks) })
+	stopPing := make(chan struct{})
+	wg.Go(func() { s.keepalive(stopPing, conn, cancel) })
+
+	code, reason := s.deliveryLoop(ctx, conn, c, mail, devs, acks, readErr)
+	log.Debug("delivery connection ends", "code", code, "reason", reason)
+	close(stopPing)
+	conn.Close(code, reason)
+	cancel(nil)
+	wg.Wait()
+}
+
+// deliveryLoop sends envelopes and answers acks and wake-ups; it returns
+// the close code and reason to end the connection with.
+func (s *Server) deliveryLoop(ctx context.Context, conn *websocket.Conn, c caller,
+	mail, devs <-chan struct{}, acks <-chan []int64, readErr <-chan error) (websocket.StatusCode, string) {
+	var (
+		lastSent int64
+		unacked  = make(map[int64]struct{})
+		caughtUp bool // the last read of the queue found nothing more
+		drained  bool // the drained frame was sent
+	)
+	fill := func() error {
+		for len(unacked) < s.cfg.MaxUnacked {
+			n := min(pendingBatch, s.cfg.MaxUnacked-len(unacked))
+			envs, err := s.store.Pending(ctx, c.handle, c.device, lastSent, n)
+			if err != nil {
+				return err
+			}
+			for _, e := range envs {
+				if err := s.writeFrame(conn, api.Frame{Type: api.FrameEnvelope, Envelope: apiEnvelope(e)}); err != nil {
+					return err
+				}
+				lastSent = e.Seq
+				unacked[e.Seq] = struct{}{}
+			}
+			if len(envs) < n {
+				caughtUp = true
+				if !drained {
+					drained = true
+					return s.writeFrame(conn, api.Frame{Type: api.FrameDrained})
+				}
+				return nil
+			}
+		}
+		return nil
+	}
+
+	for {
+		if !caughtUp {
+			if err := fill(); err != nil {
+				return s.endCode(ctx, err)
+			}
+		}
+		select {
+		case <-mail:
+			caughtUp = false
+		case seqs := <-acks:
+			for _, q := range seqs {
+				delete(unacked, q)
+			}
+		case <-devs:
+			l, err := s.store.DeviceList(ctx, c.handle)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return s.endCode(ctx, err)
+			}
+			if !hasDevice(l, c.device) {
+				return CloseDeviceRemoved, "device removed"
+			}
+			if err := s.writeFrame(conn, api.Frame{Type: FrameDeviceList, Handle: c.handle}); err != nil {
+				return s.endCode(ctx, err)
+			}
+		case err := <-readErr:
+			return s.endCode(ctx, err)
+		case <-ctx.Done():
+			return s.endCode(ctx, context.Cause(ctx))
+		case <-s.shutdown:
+			return websocket.StatusGoingAway, "server shutting down"
+		}
+	}
+}
+
+// endCode picks the close code for the error that ended a connection.
+func (s *Server) endCode(ctx context.Context, err error) (websocket.StatusCode, string) {
+	var ce *closeError
+	switch {
+	case s.closing.Load():
+		return websocket.StatusGoingAway, "server shutting down"
+	case errors.Is(context.Cause(ctx), errReplaced) || errors.Is(err, errReplaced):
+		return CloseReplaced, "replaced by a newer connection"
+	case errors.As(err, &ce):
+		return ce.code, ce.reason
+	case websocket.CloseStatus(err) != -1, errors.Is(err, errPingFailed):
+		return websocket.StatusNormalClosure, ""
+	default:
+		s.log.Warn("delivery connection failed", "err", err)
+		return websocket.StatusInternalError, "server error"
+	}
+}
+
+// closeError ends a connection with a given code.
+type closeError struct {
+	code   websocket.StatusCode
+	reason string
+}
+
+func (e *closeError) Error() string { return e.reason }
+
+// readFrames reads client frames until the connection ends: acks are
+// applied to the store, then passed to the delivery loop.
+func (s *Server) readFrames(ctx context.Context, conn *websocket.Conn, c caller, acks chan<- []int64) error {
+	for {
+		// Reads use a context that is never cancelled: cancelling a read
+		// would drop the connection without a close frame. Close ends it.
+		typ, data, err := conn.Read(context.Background())
+		if err != nil {
+			return err
+		}
+		if typ != websocket.MessageText {
+			return &closeError{websocket.StatusUnsupportedData, "frames are JSON text"}
+		}
+		var f api.Frame
+		if err := json.Unmarshal(data, &f); err != nil {
+			return &closeError{websocket.StatusPolicyViolation, "malformed frame"}
+		}
+		if f.Type != api.FrameAck {
+			continue // unknown frame types are ignored, for later versions
+		}
+		if len(f.Seqs) == 0 {
+			continue
+		}
+		if len(f.Seqs) > maxAckSeqs {
+			return &closeError{websocket.StatusPolicyViolation, "too many seqs in one ack"}
+		}
+		if err := s.store.Ack(ctx, c.handle, c.device, f.Seqs); err != nil {
+			return err
+		}
+		select {
+		case acks <- f.Seqs:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// keepalive pings the client every PingInterval; a ping without a pong
+// within WriteTimeout ends the connection.
+func (s *Server) keepalive(stop <-chan struct{}, conn *websocket.Conn, cancel context.CancelCauseFunc) {
+	t := time.NewTicker(s.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			// Not derived from the connection's context: cancelling a
+			// ping in flight would drop the connection without a close frame.
+			pctx, pcancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+			err := conn.Ping(pctx)
+			pcancel()
+			if err != nil {
+				cancel(errPingFailed)
+				return
+			}
+		}
+	}
+}
+
+func (s *Server) writeFrame(conn *websocket.Conn, f api.Frame) error {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+	defer cancel()
+	return conn.Write(wctx, websocket.MessageText, b)
+}
+
+func apiEnvelope(e store.Envelope) *api.Envelope {
+	return &api.Envelope{
+		Seq:          e.Seq,
+		MessageID:    e.MessageID,
+		Sender:       e.Sender,
+		SenderDevice: e.SenderDevice,
+		Ciphertext:   e.Ciphertext,
+		ServerTime:   e.ServerTime.UnixMilli(),
+	}
+}
+
+func hasDevice(l store.DeviceList, id uint32) bool {
+	for _, d := range l.Devices {
+		if d.ID == id {
+			return true
+		}
+	}
+	return false
+}

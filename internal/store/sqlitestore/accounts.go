@@ -1,0 +1,268 @@
+package sqlitestore
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/parleychat/parley/internal/store"
+)
+
+// CreateAccount implements store.Store.
+func (db *DB) CreateAccount(ctx context.Context, a store.Account, l store.DeviceList, p store.Prekeys) error {
+	h, err := store.NormaliseHandle(a.Handle)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: create account %q: %w", a.Handle, err)
+	}
+	if len(l.Devices) == 0 {
+		return errors.New("sqlitestore: create account: the device list names no device")
+	}
+	if err := distinctIDs(l.Devices); err != nil {
+		return err
+	}
+	created := orNow(a.Created)
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM accounts WHERE handle = ?`, h).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return store.ErrHandleTaken
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO accounts (handle, identity_key, created, device_list, device_list_version)
+			VALUES (?, ?, ?, ?, ?)`, h, nonNil(a.IdentityKey), micros(created), nonNil(l.Signed), int64(l.Version))
+		if err != nil {
+			return err
+		}
+		for i, d := range l.Devices {
+			dc := d.Created
+			if dc.IsZero() {
+				dc = created
+			}
+			if err := insertDevice(ctx, tx, h, d, dc, i); err != nil {
+				return err
+			}
+		}
+		return putPrekeys(ctx, tx, h, l.Devices[0].ID, p)
+	})
+	return wrap("create account", err)
+}
+
+// distinctIDs returns ErrDeviceExists if ds names an id twice.
+func distinctIDs(ds []store.Device) error {
+	seen := make(map[uint32]bool, len(ds))
+	for _, d := range ds {
+		if seen[d.ID] {
+			return fmt.Errorf("sqlitestore: device id %d named twice: %w", d.ID, store.ErrDeviceExists)
+		}
+		seen[d.ID] = true
+	}
+	return nil
+}
+
+func insertDevice(ctx context.Context, tx *sql.Tx, h string, d store.Device, created time.Time, pos int) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO devices (handle, id, signing_key, created, position) VALUES (?, ?, ?, ?, ?)`,
+		h, int64(d.ID), nonNil(d.SigningKey), micros(created), pos)
+	return err
+}
+
+// Account implements store.Store.
+func (db *DB) Account(ctx context.Context, handle string) (store.Account, error) {
+	a := store.Account{Handle: norm(handle)}
+	var created int64
+	err := db.r.QueryRowContext(ctx, `SELECT identity_key, created FROM accounts WHERE handle = ?`, a.Handle).
+		Scan(&a.IdentityKey, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Account{}, store.ErrNotFound
+	}
+	if err != nil {
+		return store.Account{}, wrap("account", err)
+	}
+	a.Created = fromMicros(created)
+	return a, nil
+}
+
+// DeviceList implements store.Store.
+func (db *DB) DeviceList(ctx context.Context, handle string) (store.DeviceList, error) {
+	h := norm(handle)
+	// One read transaction, so the list and its devices agree.
+	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return store.DeviceList{}, wrap("device list", err)
+	}
+	defer tx.Rollback()
+	l, err := deviceList(ctx, tx, h)
+	return l, wrap("device list", err)
+}
+
+func deviceList(ctx context.Context, tx *sql.Tx, h string) (store.DeviceList, error) {
+	var l store.DeviceList
+	var version int64
+	err := tx.QueryRowContext(ctx, `SELECT device_list, device_list_version FROM accounts WHERE handle = ?`, h).
+		Scan(&l.Signed, &version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.DeviceList{}, store.ErrNotFound
+	}
+	if err != nil {
+		return store.DeviceList{}, err
+	}
+	l.Version = uint64(version)
+	rows, err := tx.QueryContext(ctx, `SELECT id, signing_key, created FROM devices WHERE handle = ? ORDER BY position`, h)
+	if err != nil {
+		return store.DeviceList{}, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		d := store.Device{Handle: h}
+		var id, created int64
+		if err := rows.Scan(&id, &d.SigningKey, &created); err != nil {
+			return store.DeviceList{}, err
+		}
+		d.ID = uint32(id)
+		d.Created = fromMicros(created)
+		l.Devices = append(l.Devices, d)
+	}
+	return l, rows.Err()
+}
+
+// ReplaceDeviceList implements store.Store.
+func (db *DB) ReplaceDeviceList(ctx context.Context, handle string, l store.DeviceList) ([]uint32, error) {
+	h := norm(handle)
+	if err := distinctIDs(l.Devices); err != nil {
+		return nil, err
+	}
+	var removed []uint32
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		removed = nil
+		old, err := deviceList(ctx, tx, h)
+		if err != nil {
+			return err
+		}
+		if l.Version <= old.Version {
+			return fmt.Errorf("sqlitestore: version %d, current %d: %w", l.Version, old.Version, store.ErrStaleVersion)
+		}
+		current := make(map[uint32]store.Device, len(old.Devices))
+		for _, d := range old.Devices {
+			current[d.ID] = d
+		}
+		kept := make(map[uint32]bool, len(l.Devices))
+		for i, d := range l.Devices {
+			if c, ok := current[d.ID]; ok {
+				if !bytes.Equal(c.SigningKey, d.SigningKey) {
+					return fmt.Errorf("sqlitestore: device %d has another signing key: %w", d.ID, store.ErrDeviceExists)
+				}
+				kept[d.ID] = true
+				if _, err := tx.ExecContext(ctx, `UPDATE devices SET position = ? WHERE handle = ? AND id = ?`,
+					i, h, int64(d.ID)); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := insertDevice(ctx, tx, h, d, orNow(d.Created), i); err != nil {
+				return err
+			}
+		}
+		for _, d := range old.Devices {
+			if kept[d.ID] {
+				continue
+			}
+			if err := deleteDevice(ctx, tx, h, d.ID); err != nil {
+				return err
+			}
+			removed = append(removed, d.ID)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE accounts SET device_list = ?, device_list_version = ? WHERE handle = ?`,
+			nonNil(l.Signed), int64(l.Version), h)
+		return err
+	})
+	if err != nil {
+		return nil, wrap("replace device list", err)
+	}
+	return removed, nil
+}
+
+// deleteDevice deletes a device and everything of it. The foreign keys
+// would cascade; the explicit deletes keep it so if they were off.
+func deleteDevice(ctx context.Context, tx *sql.Tx, h string, id uint32) error {
+	for _, q := range []string{
+		`DELETE FROM prekeys WHERE handle = ? AND device = ?`,
+		`DELETE FROM tokens WHERE handle = ? AND device = ?`,
+		`DELETE FROM envelopes WHERE recipient = ? AND recipient_device = ?`,
+		`DELETE FROM devices WHERE handle = ? AND id = ?`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, h, int64(id)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deviceExists reports whether the device is in its account's current
+// list.
+func deviceExists(ctx context.Context, q querier, h string, id uint32) (bool, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices WHERE handle = ? AND id = ?`, h, int64(id)).Scan(&n)
+	return n > 0, err
+}
+
+// querier is what *sql.DB and *sql.Tx share.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// PutToken implements store.Store.
+func (db *DB) PutToken(ctx context.Context, tokenHash []byte, handle string, device uint32, expires time.Time) error {
+	h := norm(handle)
+	if len(tokenHash) == 0 {
+		return errors.New("sqlitestore: put token: empty hash")
+	}
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		ok, err := deviceExists(ctx, tx, h, device)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return store.ErrNotFound
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO tokens (hash, handle, device, expires) VALUES (?, ?, ?, ?)
+			ON CONFLICT (hash) DO UPDATE SET handle = excluded.handle, device = excluded.device, expires = excluded.expires`,
+			tokenHash, h, int64(device), micros(expires))
+		return err
+	})
+	return wrap("put token", err)
+}
+
+// TokenDevice implements store.Store.
+func (db *DB) TokenDevice(ctx context.Context, tokenHash []byte) (string, uint32, error) {
+	var h string
+	var id int64
+	err := db.r.QueryRowContext(ctx, `SELECT t.handle, t.device FROM tokens t
+		JOIN devices d ON d.handle = t.handle AND d.id = t.device
+		WHERE t.hash = ? AND t.expires > ?`, tokenHash, micros(time.Now())).Scan(&h, &id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", 0, store.ErrNotFound
+	}
+	if err != nil {
+		return "", 0, wrap("token device", err)
+	}
+	return h, uint32(id), nil
+}
+
+// Expire implements store.Store.
+func (db *DB) Expire(ctx context.Context, now time.Time) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		t := micros(now)
+		if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE expires <= ?`, t); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM links WHERE expires <= ?`, t); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM dedup WHERE created < ?`, micros(now.Add(-store.DedupWindow)))
+		return err
+	})
+	return wrap("expire", err)
+}

@@ -1,0 +1,258 @@
+// Package sqlitestore is the embedded SQLite backend of store.Store, on the
+// pure-Go driver modernc.org/sqlite.
+//
+// The database runs in WAL mode with synchronous=FULL, so a method that
+// returns has its change on disk. SQLite has one writer at a time: every
+// change goes through one write connection (transactions begin IMMEDIATE),
+// and reads use a separate pool of read-only connections that WAL lets run
+// beside the writer. The schema is versioned: Open applies the embedded
+// migrations the database has not seen yet.
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/parleychat/parley/internal/store"
+)
+
+var _ store.Store = (*DB)(nil)
+
+// Options tune a DB. The zero value is the production default.
+type Options struct {
+	// MaxQueue is the per-device queue limit; zero means store.MaxQueue.
+	// Tests lower it to reach the limit quickly.
+	MaxQueue int
+	// Readers is the size of the read pool; zero means a default from
+	// GOMAXPROCS.
+	Readers int
+}
+
+// DB is a store.Store on one SQLite database file.
+type DB struct {
+	path     string
+	log      *slog.Logger
+	w        *sql.DB // exactly one connection: the only writer
+	r        *sql.DB // read-only connections
+	maxQueue int
+}
+
+// busyTimeout bounds how long a connection waits for a lock held by
+// another process (or by a checkpoint) before SQLITE_BUSY.
+const busyTimeout = 10 * time.Second
+
+// Open opens (creating if needed) the database file at path, with the
+// default Options, and brings its schema up to date. A new file is created
+// with mode 0600 and a new parent folder with mode 0700. logger may be nil.
+func Open(ctx context.Context, path string, logger *slog.Logger) (*DB, error) {
+	return OpenOptions(ctx, path, logger, Options{})
+}
+
+// OpenOptions is Open with Options.
+func OpenOptions(ctx context.Context, path string, logger *slog.Logger, o Options) (*DB, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxQueue < 0 || o.Readers < 0 {
+		return nil, errors.New("sqlitestore: negative option")
+	}
+	if o.MaxQueue == 0 {
+		o.MaxQueue = store.MaxQueue
+	}
+	if o.Readers == 0 {
+		o.Readers = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	if strings.ContainsAny(abs, "?#") {
+		return nil, fmt.Errorf("sqlitestore: database path %q contains '?' or '#'", abs)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	// Create the file ourselves so that it gets mode 0600 whatever the
+	// umask; SQLite gives the -wal and -shm files the database's mode.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+
+	common := url.Values{}
+	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	common.Add("_pragma", "foreign_keys(1)")
+	common.Add("_pragma", "synchronous(FULL)")
+
+	wq := url.Values{}
+	for k, v := range common {
+		wq[k] = append([]string(nil), v...)
+	}
+	wq.Add("_pragma", "journal_mode(WAL)")
+	wq.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite", abs+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+
+	db := &DB{path: abs, log: logger, w: w, maxQueue: o.MaxQueue}
+	// The writer connection switches the file to WAL before any reader
+	// opens it; then the migrations run.
+	if err := db.checkWriter(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := db.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+
+	rq := common
+	rq.Add("_pragma", "query_only(1)")
+	r, err := sql.Open("sqlite", abs+"?"+rq.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	r.SetMaxOpenConns(o.Readers)
+	r.SetMaxIdleConns(o.Readers)
+	if err := r.PingContext(ctx); err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	db.r = r
+	return db, nil
+}
+
+// checkWriter opens the write connection and checks that the settings
+// durability depends on took effect.
+func (db *DB) checkWriter(ctx context.Context) error {
+	var mode string
+	if err := db.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("sqlitestore: open %s: %w", db.path, err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("sqlitestore: open %s: journal_mode is %q, not wal", db.path, mode)
+	}
+	var syncMode, fk int
+	if err := db.w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&syncMode); err != nil {
+		return fmt.Errorf("sqlitestore: open %s: %w", db.path, err)
+	}
+	if err := db.w.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil {
+		return fmt.Errorf("sqlitestore: open %s: %w", db.path, err)
+	}
+	if syncMode != 2 || fk != 1 {
+		return fmt.Errorf("sqlitestore: open %s: synchronous=%d foreign_keys=%d, want 2 and 1", db.path, syncMode, fk)
+	}
+	return nil
+}
+
+// Close closes the database. Methods called after Close fail.
+func (db *DB) Close() error {
+	var errs []error
+	if db.r != nil {
+		errs = append(errs, db.r.Close())
+	}
+	errs = append(errs, db.w.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlitestore: close: %w", err)
+	}
+	return nil
+}
+
+// Path returns the absolute path of the database file.
+func (db *DB) Path() string { return db.path }
+
+// write runs fn in one write transaction and commits it. Every change goes
+// through here, on the single write connection: callers queue for it
+// instead of failing with SQLITE_BUSY. fn's error rolls everything back
+// and is returned as is.
+//
+// Batching (group commit) belongs here: several callers' fn could run in
+// one transaction, each under a SAVEPOINT, with one commit (one fsync)
+// for all of them.
+func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlitestore: commit: %w", err)
+	}
+	return nil
+}
+
+// norm returns the stored form of a handle given to a lookup. An invalid
+// handle is returned unchanged: it matches nothing.
+func norm(h string) string {
+	if n, err := store.NormaliseHandle(h); err == nil {
+		return n
+	}
+	return h
+}
+
+// micros converts a time to its stored form.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// fromMicros converts a stored time back.
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// orNow returns t, or the current time if t is zero.
+func orNow(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now()
+	}
+	return t
+}
+
+// nonNil returns b, or an empty slice for nil: the driver stores a nil
+// slice as NULL.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// wrap prefixes an unexpected database error with the package name and
+// the operation.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, s := range sentinels {
+		if errors.Is(err, s) {
+			return err
+		}
+	}
+	return fmt.Errorf("sqlitestore: %s: %w", op, err)
+}
+
+var sentinels = []error{
+	store.ErrNotFound, store.ErrHandleTaken, store.ErrStaleVersion,
+	store.ErrDeviceExists, store.ErrLinkUsed, store.ErrQueueFull,
+	store.ErrNoPrekeys, store.ErrInvalidHandle,
+}
