@@ -9,7 +9,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -238,7 +237,6 @@ func cmdHistory(ctx context.Context, a *app, args []string) error {
 	if err := c.MarkRead(ctx, handle); err != nil {
 		return err
 	}
-	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].SentAt.Before(msgs[j].SentAt) })
 	for _, m := range msgs {
 		if a.json {
 			if err := a.printJSON(toJSONMessage(m)); err != nil {

@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/parleychat/parley/internal/config"
 	"github.com/parleychat/parley/internal/server"
@@ -182,6 +184,21 @@ func TestGroupDigits(t *testing.T) {
 	}
 }
 
+// readHalfBlocks turns renderQR's output back into modules (true = dark).
+func readHalfBlocks(s string) [][]bool {
+	var rows [][]bool
+	for _, line := range strings.Split(strings.TrimSuffix(s, "\n"), "\n") {
+		line = strings.TrimSuffix(strings.TrimPrefix(line, "\x1b[97;40m"), "\x1b[0m")
+		var top, bottom []bool
+		for _, r := range line {
+			top = append(top, r == ' ' || r == '▄')
+			bottom = append(bottom, r == ' ' || r == '▀')
+		}
+		rows = append(rows, top, bottom)
+	}
+	return rows
+}
+
 func TestRenderQR(t *testing.T) {
 	qr, err := renderQR([]byte("parley link code"))
 	if err != nil {
@@ -190,6 +207,23 @@ func TestRenderQR(t *testing.T) {
 	lines := regexp.MustCompile("\n").Split(qr, -1)
 	if len(lines) < 10 {
 		t.Fatalf("QR has %d lines", len(lines))
+	}
+	// Reading the half blocks back gives the encoder's bitmap.
+	q, err := qrcode.New("parley link code", qrcode.Medium)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := q.Bitmap()
+	got := readHalfBlocks(qr)
+	if len(got) < len(want) {
+		t.Fatalf("read %d rows, want %d", len(got), len(want))
+	}
+	for y := range want {
+		for x := range want[y] {
+			if got[y][x] != want[y][x] {
+				t.Fatalf("module (%d,%d) differs", x, y)
+			}
+		}
 	}
 	// The quiet zone makes the first line all light modules.
 	if !regexp.MustCompile(`^\x1b\[97;40m█+\x1b\[0m$`).MatchString(lines[0]) {

@@ -1,9 +1,12 @@
 package client
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -180,5 +183,103 @@ func TestSendReceiveBothWays(t *testing.T) {
 	h, _ = bob.History(ctx, "alice", 1)
 	if h[0].Status != StatusRead {
 		t.Errorf("bob's own read state %q", h[0].Status)
+	}
+}
+
+// Both sides start a session at once; each accepts the other's, and the
+// conversation goes on over whichever session was used last.
+func TestSimultaneousSessions(t *testing.T) {
+	srv := newServer(t)
+	ctx := testCtx(t)
+	alice := register(t, srv.URL, "alice")
+	bob := register(t, srv.URL, "bob")
+	for _, c := range []*Client{alice, bob} {
+		other := "bob"
+		if c == bob {
+			other = "alice"
+		}
+		if err := c.AddContact(ctx, other); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(t, alice, "bob", "a1")
+	send(t, bob, "alice", "b1")
+	wantStrings(t, "bob receives", texts(syncAll(t, bob)), "a1")
+	wantStrings(t, "alice receives", texts(syncAll(t, alice)), "b1")
+	for i := 0; i < 3; i++ {
+		send(t, alice, "bob", "a")
+		send(t, bob, "alice", "b")
+		wantStrings(t, "bob receives", texts(syncAll(t, bob)), "a")
+		wantStrings(t, "alice receives", texts(syncAll(t, alice)), "b")
+	}
+	for _, c := range []*Client{alice, bob} {
+		for _, ev := range syncAll(t, c) {
+			if ev.Type == EventDropped || ev.Type == EventReplay {
+				t.Errorf("%s: %s", c.Handle(), describe([]Event{ev}))
+			}
+		}
+	}
+}
+
+// Sends from several goroutines while Run receives: every message is
+// read by the other side (no message key is used twice).
+func TestConcurrentSendsWhileRunning(t *testing.T) {
+	srv := newServer(t)
+	ctx := testCtx(t)
+	alice := register(t, srv.URL, "alice")
+	bob := register(t, srv.URL, "bob")
+	if err := bob.AddContact(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	events := make(chan Event, 1000)
+	runDone := make(chan error, 1)
+	go func() { runDone <- alice.Run(runCtx, func(ev Event) { events <- ev }) }()
+
+	const senders, each = 3, 5
+	var wg sync.WaitGroup
+	for g := 0; g < senders; g++ {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if _, err := alice.Send(ctx, "bob", fmt.Sprintf("a%d-%d", g, i)); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if _, err := bob.Send(ctx, "alice", fmt.Sprintf("b%d-%d", g, i)); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got := map[string]bool{}
+	for len(got) < senders*each {
+		select {
+		case ev := <-events:
+			switch ev.Type {
+			case EventMessage:
+				got[ev.Message.Text] = true
+			case EventDropped, EventReplay:
+				t.Errorf("alice: %s", describe([]Event{ev}))
+			}
+		case <-ctx.Done():
+			t.Fatalf("alice received %d of %d", len(got), senders*each)
+		}
+	}
+	stop()
+	<-runDone
+	evs := syncAll(t, bob)
+	if n := len(only(evs, EventMessage)); n != senders*each {
+		t.Errorf("bob received %d of %d: %s", n, senders*each, describe(evs))
+	}
+	if n := len(only(evs, EventDropped)) + len(only(evs, EventReplay)); n != 0 {
+		t.Errorf("bob dropped %d", n)
 	}
 }

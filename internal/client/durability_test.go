@@ -266,3 +266,76 @@ func TestPrekeyTopUp(t *testing.T) {
 	send(t, alice, "bob", "fresh keys")
 	wantStrings(t, "bob receives", texts(syncAll(t, bob)), "fresh keys")
 }
+
+// A message sent while the server is unreachable stays queued (status
+// "sending") and goes out, with the same id, on the next sync.
+func TestSendWhileOfflineIsQueued(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	srv := startServer(t, dir, addr)
+	ctx := testCtx(t)
+	alice := register(t, srv.URL, "alice")
+	bob := register(t, srv.URL, "bob")
+	send(t, alice, "bob", "online")
+	srv.stop()
+
+	m, err := alice.Send(ctx, "bob", "while offline")
+	if err == nil {
+		t.Fatal("send without a server succeeded")
+	}
+	if m.Status != StatusSending || m.ID == "" {
+		t.Errorf("queued message %+v", m)
+	}
+	h, _ := alice.History(ctx, "bob", 0)
+	if len(h) != 2 || h[1].Status != StatusSending {
+		t.Errorf("history while offline %+v", h)
+	}
+
+	startServer(t, dir, addr)
+	syncAll(t, alice) // flushes the outbox
+	h, _ = alice.History(ctx, "bob", 0)
+	if h[1].Status != StatusSent {
+		t.Errorf("status after the sync %q", h[1].Status)
+	}
+	evs := syncAll(t, bob)
+	msgs := only(evs, EventMessage)
+	if len(msgs) != 2 || msgs[1].Message.Text != "while offline" || msgs[1].Message.ID != m.ID {
+		t.Errorf("bob's events %s", describe(evs))
+	}
+}
+
+// A second connection of the same device (another process on the same
+// home) takes over; Run stops instead of fighting over the stream.
+func TestRunStopsWhenReplaced(t *testing.T) {
+	srv := newServer(t)
+	ctx := testCtx(t)
+	home := filepath.Join(t.TempDir(), "bob")
+	bob := openClient(t, srv.URL, home, "bob-1")
+	if err := bob.Register(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	connected := make(chan struct{}, 1)
+	runDone := make(chan error, 1)
+	go func() {
+		runDone <- bob.Run(ctx, func(ev Event) {
+			if ev.Type == EventConnected {
+				connected <- struct{}{}
+			}
+		})
+	}()
+	select {
+	case <-connected:
+	case <-ctx.Done():
+		t.Fatal("Run did not connect")
+	}
+	other := openClient(t, "", home, "bob-1")
+	syncAll(t, other)
+	select {
+	case err := <-runDone:
+		if !errors.Is(err, ErrReplaced) {
+			t.Errorf("Run returned %v, want ErrReplaced", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Run kept going after being replaced")
+	}
+}

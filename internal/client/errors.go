@@ -34,6 +34,7 @@ var (
 	ErrBadLinkCode       = errors.New("client: this is not a valid link code")
 	ErrLinkVerify        = errors.New("client: the linked account failed verification")
 	ErrDeviceRemoved     = errors.New("client: this device is no longer part of the account (it was removed, or the server forgot it)")
+	ErrReplaced          = errors.New("client: another connection of this device (another parley on the same home?) took over receiving")
 	ErrQueueFull         = errors.New("client: a recipient's queue on the server is full")
 	ErrUnavailable       = errors.New("client: the server is unavailable; try again later")
 )

@@ -19,6 +19,12 @@ import (
 	"github.com/parleychat/parley/internal/session"
 )
 
+// Keepalive of the delivery stream.
+const (
+	pingInterval = 30 * time.Second
+	pingTimeout  = 20 * time.Second
+)
+
 // Reconnect backoff of Run: full jitter between 0 and min(max, base·2^n).
 const (
 	backoffBase = 250 * time.Millisecond
@@ -41,7 +47,9 @@ func (c *Client) Sync(ctx context.Context, wait time.Duration, fn func(Event)) e
 // Run stays connected and receives until ctx is done, reconnecting with
 // exponential backoff and full jitter (250 ms to 30 s, reset after a
 // successful connection). It returns ctx's error, or an error that
-// retrying cannot fix (the device was removed, no account). fn gets every
+// retrying cannot fix: ErrDeviceRemoved, ErrNotRegistered, or ErrReplaced
+// (another connection of this device, e.g. another process on the same
+// home, took over the stream; the protocol says not to fight it). fn gets every
 // event, on the calling goroutine.
 func (c *Client) Run(ctx context.Context, fn func(Event)) error {
 	if fn == nil {
@@ -61,7 +69,7 @@ func (c *Client) Run(ctx context.Context, fn func(Event)) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if errors.Is(err, ErrDeviceRemoved) || errors.Is(err, ErrNotRegistered) || errors.Is(err, ErrNoServer) {
+		if errors.Is(err, ErrDeviceRemoved) || errors.Is(err, ErrReplaced) || errors.Is(err, ErrNotRegistered) || errors.Is(err, ErrNoServer) {
 			return err
 		}
 		if connected {
@@ -164,6 +172,27 @@ func (c *Client) stream(ctx context.Context, fn func(Event), live bool, wait tim
 			}
 		}
 	}()
+	// Ping the server now and then, so a connection that died silently is
+	// noticed and replaced.
+	pingErr := make(chan error, 1)
+	go func() {
+		t := time.NewTicker(pingInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-cctx.Done():
+				return
+			case <-t.C:
+			}
+			pctx, pcancel := context.WithTimeout(cctx, pingTimeout)
+			err := conn.Ping(pctx)
+			pcancel()
+			if err != nil {
+				pingErr <- err
+				return
+			}
+		}
+	}()
 	fn(Event{Type: EventConnected})
 
 	drained := false
@@ -181,6 +210,11 @@ func (c *Client) stream(ctx context.Context, fn func(Event), live bool, wait tim
 			return ctx.Err()
 		case <-c.wake:
 			continue
+		case err := <-pingErr:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("client: the server stopped answering pings: %w", err)
 		case <-timer:
 			c.finishSync(ctx)
 			deliverPending()
@@ -192,7 +226,7 @@ func (c *Client) stream(ctx context.Context, fn func(Event), live bool, wait tim
 				case closeDeviceRemoved:
 					return fmt.Errorf("%w: %w", ErrDeviceRemoved, wf.err)
 				case closeReplaced:
-					return fmt.Errorf("client: another connection of this device took over the delivery stream: %w", wf.err)
+					return fmt.Errorf("%w: %w", ErrReplaced, wf.err)
 				}
 				return fmt.Errorf("client: delivery stream: %w", wf.err)
 			}
@@ -371,9 +405,13 @@ func (c *Client) receive1(ctx context.Context, me self, env *api.Envelope) ([]Ev
 		return nil, nil
 	}
 	p, dev, err := c.device(ctx, sender, env.SenderDevice)
+	var ae *APIError
 	switch {
 	case errors.Is(err, ErrUnknownHandle), errors.Is(err, ErrUnknownDevice), errors.Is(err, ErrBadDeviceList), errors.Is(err, ErrIdentityMismatch):
 		return nil, drop("%v", err)
+	case errors.As(err, &ae) && ae.Status/100 == 4 && ae.Status != http.StatusUnauthorized && ae.Status != http.StatusRequestTimeout && ae.Status != http.StatusTooManyRequests:
+		// The server refuses to tell who sent it: it can never be read.
+		return nil, drop("cannot look up the sender: %v", err)
 	case err != nil:
 		return nil, err
 	}

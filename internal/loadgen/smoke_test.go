@@ -70,6 +70,8 @@ func TestSmokeParleyd(t *testing.T) {
 		SourceAddrs: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")},
 		ServerPID:   os.Getpid(), // the server runs in this process
 		Drain:       30 * time.Second,
+		FsyncDir:    cfg.DataDir,
+		FsyncTime:   300 * time.Millisecond,
 	}
 	var toolLog bytes.Buffer
 	rep, err := loadgen.Run(ctx, lc, slog.New(slog.NewTextHandler(&toolLog, nil)))
@@ -82,6 +84,9 @@ func TestSmokeParleyd(t *testing.T) {
 	}
 	t.Logf("report:\n%s", text.String())
 
+	if rep.Fsync == nil || rep.Fsync.Latency.Count == 0 {
+		t.Fatalf("fsync baseline %+v", rep.Fsync)
+	}
 	if s := rep.Setup; s.Registered != 20 || s.Connected != 20 || len(s.Errors) != 0 {
 		t.Fatalf("setup %+v", s)
 	}

@@ -120,7 +120,7 @@ type Bundle struct {
 
 // Envelope is one device's copy of a message, as queued.
 type Envelope struct {
-	Seq             int64 // assigned by the store, increasing per recipient device
+	Seq             int64 // assigned by the store, increasing per recipient device (see Enqueue)
 	MessageID       string
 	Sender          string
 	SenderDevice    uint32
@@ -199,8 +199,10 @@ type Store interface {
 	// nothing is stored and duplicate is true. ErrQueueFull if a recipient
 	// device's queue holds MaxQueue envelopes already; ErrNotFound if a
 	// recipient device is not current. On any error nothing is stored and
-	// the message id is not remembered. Seq grows in the order of envs.
-	// An empty envs stores nothing.
+	// the message id is not remembered. Seq grows in the order of envs,
+	// and in commit order per device: once Pending has shown a device seq
+	// N, no envelope with a lower seq appears for it later (so "after N"
+	// never skips one). An empty envs stores nothing.
 	Enqueue(ctx context.Context, envs []Envelope) (duplicate bool, err error)
 	// Pending returns up to limit envelopes for a device with Seq > after,
 	// in Seq order. An unknown device has no envelopes; limit <= 0 returns

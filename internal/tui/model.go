@@ -504,8 +504,9 @@ func (m *model) reloadConvs() tea.Cmd {
 	return m.loadConvs()
 }
 
-// mergeHistory takes a loaded history and keeps messages this session
-// added that the load does not have yet (pending sends, live arrivals).
+// mergeHistory takes a loaded history (in the client's order) and keeps,
+// after it, messages this session added that the load does not have yet
+// (pending sends, live arrivals).
 func (m *model) mergeHistory(peer string, msgs []client.Message) {
 	merged := slices.Clone(msgs)
 	for _, old := range m.history[peer] {
@@ -513,7 +514,6 @@ func (m *model) mergeHistory(peer string, msgs []client.Message) {
 			merged = append(merged, old)
 		}
 	}
-	slices.SortStableFunc(merged, func(a, b client.Message) int { return a.SentAt.Compare(b.SentAt) })
 	m.history[peer] = merged
 	m.loaded[peer] = true
 }

@@ -11,6 +11,15 @@ import (
 	"github.com/parleychat/parley/internal/store"
 )
 
+// Hot statements, prepared at Open.
+const (
+	qDeviceExists = `SELECT COUNT(*) FROM devices WHERE handle = ? AND id = ?`
+	// qTokenDevice finds a live token of a current device.
+	qTokenDevice = `SELECT t.handle, t.device FROM tokens t
+		JOIN devices d ON d.handle = t.handle AND d.id = t.device
+		WHERE t.hash = ? AND t.expires > ?`
+)
+
 // CreateAccount implements store.Store.
 func (db *DB) CreateAccount(ctx context.Context, a store.Account, l store.DeviceList, p store.Prekeys) error {
 	h, err := store.NormaliseHandle(a.Handle)
@@ -24,7 +33,7 @@ func (db *DB) CreateAccount(ctx context.Context, a store.Account, l store.Device
 		return err
 	}
 	created := orNow(a.Created)
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx *txn) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM accounts WHERE handle = ?`, h).Scan(&n); err != nil {
 			return err
@@ -63,7 +72,7 @@ func distinctIDs(ds []store.Device) error {
 	return nil
 }
 
-func insertDevice(ctx context.Context, tx *sql.Tx, h string, d store.Device, created time.Time, pos int) error {
+func insertDevice(ctx context.Context, tx *txn, h string, d store.Device, created time.Time, pos int) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO devices (handle, id, signing_key, created, position) VALUES (?, ?, ?, ?, ?)`,
 		h, int64(d.ID), nonNil(d.SigningKey), micros(created), pos)
 	return err
@@ -89,7 +98,7 @@ func (db *DB) Account(ctx context.Context, handle string) (store.Account, error)
 func (db *DB) DeviceList(ctx context.Context, handle string) (store.DeviceList, error) {
 	h := norm(handle)
 	// One read transaction, so the list and its devices agree.
-	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := db.r.begin(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return store.DeviceList{}, wrap("device list", err)
 	}
@@ -98,7 +107,7 @@ func (db *DB) DeviceList(ctx context.Context, handle string) (store.DeviceList, 
 	return l, wrap("device list", err)
 }
 
-func deviceList(ctx context.Context, tx *sql.Tx, h string) (store.DeviceList, error) {
+func deviceList(ctx context.Context, tx *txn, h string) (store.DeviceList, error) {
 	var l store.DeviceList
 	var version int64
 	err := tx.QueryRowContext(ctx, `SELECT device_list, device_list_version FROM accounts WHERE handle = ?`, h).
@@ -135,7 +144,7 @@ func (db *DB) ReplaceDeviceList(ctx context.Context, handle string, l store.Devi
 		return nil, err
 	}
 	var removed []uint32
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *txn) error {
 		removed = nil
 		old, err := deviceList(ctx, tx, h)
 		if err != nil {
@@ -186,7 +195,7 @@ func (db *DB) ReplaceDeviceList(ctx context.Context, handle string, l store.Devi
 
 // deleteDevice deletes a device and everything of it. The foreign keys
 // would cascade; the explicit deletes keep it so if they were off.
-func deleteDevice(ctx context.Context, tx *sql.Tx, h string, id uint32) error {
+func deleteDevice(ctx context.Context, tx *txn, h string, id uint32) error {
 	for _, q := range []string{
 		`DELETE FROM prekeys WHERE handle = ? AND device = ?`,
 		`DELETE FROM tokens WHERE handle = ? AND device = ?`,
@@ -204,7 +213,7 @@ func deleteDevice(ctx context.Context, tx *sql.Tx, h string, id uint32) error {
 // list.
 func deviceExists(ctx context.Context, q querier, h string, id uint32) (bool, error) {
 	var n int
-	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices WHERE handle = ? AND id = ?`, h, int64(id)).Scan(&n)
+	err := q.QueryRowContext(ctx, qDeviceExists, h, int64(id)).Scan(&n)
 	return n > 0, err
 }
 
@@ -219,7 +228,7 @@ func (db *DB) PutToken(ctx context.Context, tokenHash []byte, handle string, dev
 	if len(tokenHash) == 0 {
 		return errors.New("sqlitestore: put token: empty hash")
 	}
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *txn) error {
 		ok, err := deviceExists(ctx, tx, h, device)
 		if err != nil {
 			return err
@@ -239,9 +248,7 @@ func (db *DB) PutToken(ctx context.Context, tokenHash []byte, handle string, dev
 func (db *DB) TokenDevice(ctx context.Context, tokenHash []byte) (string, uint32, error) {
 	var h string
 	var id int64
-	err := db.r.QueryRowContext(ctx, `SELECT t.handle, t.device FROM tokens t
-		JOIN devices d ON d.handle = t.handle AND d.id = t.device
-		WHERE t.hash = ? AND t.expires > ?`, tokenHash, micros(time.Now())).Scan(&h, &id)
+	err := db.r.QueryRowContext(ctx, qTokenDevice, tokenHash, micros(time.Now())).Scan(&h, &id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", 0, store.ErrNotFound
 	}
@@ -251,18 +258,40 @@ func (db *DB) TokenDevice(ctx context.Context, tokenHash []byte) (string, uint32
 	return h, uint32(id), nil
 }
 
+// expireBatch is how many message ids Expire forgets per transaction, so
+// that senders get the writer in between.
+const expireBatch = 1000
+
 // Expire implements store.Store.
 func (db *DB) Expire(ctx context.Context, now time.Time) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		t := micros(now)
+	t := micros(now)
+	err := db.write(ctx, func(tx *txn) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE expires <= ?`, t); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM links WHERE expires <= ?`, t); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM dedup WHERE created < ?`, micros(now.Add(-store.DedupWindow)))
+		_, err := tx.ExecContext(ctx, `DELETE FROM links WHERE expires <= ?`, t)
 		return err
 	})
-	return wrap("expire", err)
+	if err != nil {
+		return wrap("expire", err)
+	}
+	before := micros(now.Add(-store.DedupWindow))
+	for {
+		var n int64
+		err := db.write(ctx, func(tx *txn) error {
+			res, err := tx.ExecContext(ctx, `DELETE FROM dedup WHERE (sender, sender_device, message_id) IN
+				(SELECT sender, sender_device, message_id FROM dedup WHERE created < ? LIMIT ?)`, before, expireBatch)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return wrap("expire", err)
+		}
+		if n < expireBatch {
+			return nil
+		}
+	}
 }

@@ -15,7 +15,7 @@ func (db *DB) CreateLink(ctx context.Context, l store.Link) error {
 		return errors.New("sqlitestore: create link: empty id")
 	}
 	h := norm(l.Handle)
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *txn) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM accounts WHERE handle = ?`, h).Scan(&n); err != nil {
 			return err
@@ -67,7 +67,7 @@ func (db *DB) JoinLink(ctx context.Context, id string, join []byte) error {
 	if len(join) == 0 {
 		return errors.New("sqlitestore: join link: empty join")
 	}
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *txn) error {
 		l, err := getLink(ctx, tx, id, time.Now())
 		if err != nil {
 			return err
@@ -86,7 +86,7 @@ func (db *DB) CompleteLink(ctx context.Context, id string, sealed, deviceList []
 	if len(sealed) == 0 {
 		return errors.New("sqlitestore: complete link: empty sealed transfer")
 	}
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *txn) error {
 		l, err := getLink(ctx, tx, id, time.Now())
 		if err != nil {
 			return err
@@ -114,7 +114,7 @@ func (db *DB) FetchLinkResult(ctx context.Context, id string) (store.Link, error
 	if len(l.Sealed) == 0 {
 		return l, nil
 	}
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx *txn) error {
 		var err error
 		l, err = getLink(ctx, tx, id, time.Now())
 		if err != nil {

@@ -2,7 +2,6 @@ package sqlitestore
 
 import (
 	"context"
-	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -65,7 +64,7 @@ func (db *DB) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx *txn) error {
 		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version INTEGER NOT NULL PRIMARY KEY,
 			name    TEXT    NOT NULL,
@@ -84,7 +83,7 @@ func (db *DB) migrate(ctx context.Context) error {
 		return fmt.Errorf("sqlitestore: %s has schema version %d, newer than this program's %d", db.path, current, len(ms))
 	}
 	for _, m := range ms[current:] {
-		err := db.write(ctx, func(tx *sql.Tx) error {
+		err := db.write(ctx, func(tx *txn) error {
 			// Re-check inside the transaction: another process may have
 			// migrated since.
 			var done int

@@ -16,10 +16,17 @@ const (
 	kindOneTimePQ  = 4 // one-time ML-KEM prekey
 )
 
+// TakeBundle's statements, prepared at Open.
+const (
+	qPrekeyFirst = `SELECT id, public, signature FROM prekeys
+		WHERE handle = ? AND device = ? AND kind = ? ORDER BY id LIMIT 1`
+	qPrekeyDelete = `DELETE FROM prekeys WHERE handle = ? AND device = ? AND kind = ? AND id = ?`
+)
+
 // PutPrekeys implements store.Store.
 func (db *DB) PutPrekeys(ctx context.Context, handle string, device uint32, p store.Prekeys) error {
 	h := norm(handle)
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *txn) error {
 		ok, err := deviceExists(ctx, tx, h, device)
 		if err != nil {
 			return err
@@ -33,7 +40,7 @@ func (db *DB) PutPrekeys(ctx context.Context, handle string, device uint32, p st
 }
 
 // putPrekeys stores p for a device that exists.
-func putPrekeys(ctx context.Context, tx *sql.Tx, h string, device uint32, p store.Prekeys) error {
+func putPrekeys(ctx context.Context, tx *txn, h string, device uint32, p store.Prekeys) error {
 	replace := func(kind int, k *store.Prekey) error {
 		if k == nil {
 			return nil
@@ -63,7 +70,7 @@ func putPrekeys(ctx context.Context, tx *sql.Tx, h string, device uint32, p stor
 	return nil
 }
 
-func upsertPrekey(ctx context.Context, tx *sql.Tx, h string, device uint32, kind int, k store.Prekey) error {
+func upsertPrekey(ctx context.Context, tx *txn, h string, device uint32, kind int, k store.Prekey) error {
 	var sig []byte
 	if len(k.Signature) > 0 {
 		sig = k.Signature
@@ -77,7 +84,7 @@ func upsertPrekey(ctx context.Context, tx *sql.Tx, h string, device uint32, kind
 // PrekeyCounts implements store.Store.
 func (db *DB) PrekeyCounts(ctx context.Context, handle string, device uint32) (oneTime, oneTimePQ int, err error) {
 	h := norm(handle)
-	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := db.r.begin(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return 0, 0, wrap("prekey counts", err)
 	}
@@ -104,7 +111,7 @@ func (db *DB) PrekeyCounts(ctx context.Context, handle string, device uint32) (o
 func (db *DB) TakeBundle(ctx context.Context, handle string, device uint32) (store.Bundle, error) {
 	h := norm(handle)
 	var b store.Bundle
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *txn) error {
 		var err error
 		b, err = takeBundle(ctx, tx, h, device)
 		return err
@@ -115,7 +122,7 @@ func (db *DB) TakeBundle(ctx context.Context, handle string, device uint32) (sto
 	return b, nil
 }
 
-func takeBundle(ctx context.Context, tx *sql.Tx, h string, device uint32) (store.Bundle, error) {
+func takeBundle(ctx context.Context, tx *txn, h string, device uint32) (store.Bundle, error) {
 	b := store.Bundle{DeviceID: device}
 	ok, err := deviceExists(ctx, tx, h, device)
 	if err != nil {
@@ -128,8 +135,7 @@ func takeBundle(ctx context.Context, tx *sql.Tx, h string, device uint32) (store
 	first := func(kind int) (store.Prekey, bool, error) {
 		var k store.Prekey
 		var id int64
-		err := tx.QueryRowContext(ctx, `SELECT id, public, signature FROM prekeys
-			WHERE handle = ? AND device = ? AND kind = ? ORDER BY id LIMIT 1`, h, int64(device), kind).
+		err := tx.QueryRowContext(ctx, qPrekeyFirst, h, int64(device), kind).
 			Scan(&id, &k.Public, &k.Signature)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.Prekey{}, false, nil
@@ -141,8 +147,7 @@ func takeBundle(ctx context.Context, tx *sql.Tx, h string, device uint32) (store
 		return k, true, nil
 	}
 	consume := func(kind int, id uint32) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM prekeys WHERE handle = ? AND device = ? AND kind = ? AND id = ?`,
-			h, int64(device), kind, int64(id))
+		_, err := tx.ExecContext(ctx, qPrekeyDelete, h, int64(device), kind, int64(id))
 		return err
 	}
 

@@ -3,7 +3,6 @@ package sqlitestore
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,6 +10,22 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/internal/store"
+)
+
+// The queue's hot statements, prepared at Open.
+const (
+	qDedupInsert = `INSERT INTO dedup (sender, sender_device, message_id, created) VALUES (?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`
+	// qQueueReserve counts n more envelopes for a device if its queue has
+	// room; no row changes if the device is unknown or its queue is full.
+	qQueueReserve   = `UPDATE devices SET queued = queued + ? WHERE handle = ? AND id = ? AND queued + ? <= ?`
+	qQueueRelease   = `UPDATE devices SET queued = queued - ? WHERE handle = ? AND id = ?`
+	qEnvelopeInsert = `INSERT INTO envelopes
+		(recipient, recipient_device, message_id, sender, sender_device, ciphertext, server_time)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`
+	qPending = `SELECT seq, message_id, sender, sender_device, ciphertext, server_time FROM envelopes
+		WHERE recipient = ? AND recipient_device = ? AND seq > ? ORDER BY seq LIMIT ?`
+	qAckOne = `DELETE FROM envelopes WHERE recipient = ? AND recipient_device = ? AND seq = ?`
 )
 
 // Enqueue implements store.Store.
@@ -23,7 +38,7 @@ func (db *DB) Enqueue(ctx context.Context, envs []store.Envelope) (bool, error) 
 		return false, err
 	}
 	var dup bool
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx *txn) error {
 		var err error
 		dup, err = db.enqueue(ctx, tx, m)
 		return err
@@ -88,9 +103,8 @@ func newMessage(envs []store.Envelope, now time.Time) (*message, error) {
 
 // enqueue stores one message in tx: the dedup record, the queue counts,
 // the envelopes. It is the unit a group commit would batch.
-func (db *DB) enqueue(ctx context.Context, tx *sql.Tx, m *message) (duplicate bool, err error) {
-	res, err := tx.ExecContext(ctx, `INSERT INTO dedup (sender, sender_device, message_id, created) VALUES (?, ?, ?, ?)
-		ON CONFLICT DO NOTHING`, m.sender, int64(m.senderDev), m.id, micros(m.now))
+func (db *DB) enqueue(ctx context.Context, tx *txn, m *message) (duplicate bool, err error) {
+	res, err := tx.ExecContext(ctx, qDedupInsert, m.sender, int64(m.senderDev), m.id, micros(m.now))
 	if err != nil {
 		return false, err
 	}
@@ -100,8 +114,7 @@ func (db *DB) enqueue(ctx context.Context, tx *sql.Tx, m *message) (duplicate bo
 		return true, nil
 	}
 	for _, d := range m.perDevice {
-		res, err := tx.ExecContext(ctx, `UPDATE devices SET queued = queued + ?
-			WHERE handle = ? AND id = ? AND queued + ? <= ?`, d.n, d.handle, int64(d.id), d.n, db.maxQueue)
+		res, err := tx.ExecContext(ctx, qQueueReserve, d.n, d.handle, int64(d.id), d.n, db.maxQueue)
 		if err != nil {
 			return false, err
 		}
@@ -121,21 +134,10 @@ func (db *DB) enqueue(ctx context.Context, tx *sql.Tx, m *message) (duplicate bo
 		}
 		return false, fmt.Errorf("sqlitestore: recipient device %s/%d: %w", d.handle, d.id, store.ErrQueueFull)
 	}
-	// One INSERT per chunk of envelopes (one for any real message); rows
-	// get seqs in this order.
-	for chunk := range slices.Chunk(m.envs, insertChunk) {
-		var q strings.Builder
-		q.WriteString(`INSERT INTO envelopes (recipient, recipient_device, message_id, sender, sender_device, ciphertext, server_time) VALUES `)
-		args := make([]any, 0, 7*len(chunk))
-		for i, e := range chunk {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(?, ?, ?, ?, ?, ?, ?)")
-			args = append(args, e.Recipient, int64(e.RecipientDevice), m.id, m.sender, int64(m.senderDev),
-				nonNil(e.Ciphertext), micros(e.ServerTime))
-		}
-		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+	// Rows get seqs in the order of envs.
+	for _, e := range m.envs {
+		if _, err := tx.ExecContext(ctx, qEnvelopeInsert, e.Recipient, int64(e.RecipientDevice), m.id, m.sender,
+			int64(m.senderDev), nonNil(e.Ciphertext), micros(e.ServerTime)); err != nil {
 			return false, err
 		}
 	}
@@ -148,9 +150,7 @@ func (db *DB) Pending(ctx context.Context, handle string, device uint32, after i
 		return nil, nil
 	}
 	h := norm(handle)
-	rows, err := db.r.QueryContext(ctx, `SELECT seq, message_id, sender, sender_device, ciphertext, server_time
-		FROM envelopes WHERE recipient = ? AND recipient_device = ? AND seq > ? ORDER BY seq LIMIT ?`,
-		h, int64(device), after, limit)
+	rows, err := db.r.QueryContext(ctx, qPending, h, int64(device), after, limit)
 	if err != nil {
 		return nil, wrap("pending", err)
 	}
@@ -172,29 +172,16 @@ func (db *DB) Pending(ctx context.Context, handle string, device uint32, after i
 	return envs, nil
 }
 
-// Chunk sizes bound the parameters of one statement (SQLite allows 32766).
-const (
-	insertChunk = 256 // envelopes per INSERT (7 parameters each)
-	ackChunk    = 500 // seqs per DELETE
-)
-
 // Ack implements store.Store.
 func (db *DB) Ack(ctx context.Context, handle string, device uint32, seqs []int64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
 	h := norm(handle)
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *txn) error {
 		var deleted int64
-		for chunk := range slices.Chunk(seqs, ackChunk) {
-			args := make([]any, 0, 2+len(chunk))
-			args = append(args, h, int64(device))
-			for _, s := range chunk {
-				args = append(args, s)
-			}
-			q := `DELETE FROM envelopes WHERE recipient = ? AND recipient_device = ? AND seq IN (?` +
-				strings.Repeat(", ?", len(chunk)-1) + `)`
-			res, err := tx.ExecContext(ctx, q, args...)
+		for _, seq := range seqs {
+			res, err := tx.ExecContext(ctx, qAckOne, h, int64(device), seq)
 			if err != nil {
 				return err
 			}
@@ -207,8 +194,7 @@ func (db *DB) Ack(ctx context.Context, handle string, device uint32, seqs []int6
 		if deleted == 0 {
 			return nil
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE devices SET queued = queued - ? WHERE handle = ? AND id = ?`,
-			deleted, h, int64(device))
+		_, err := tx.ExecContext(ctx, qQueueRelease, deleted, h, int64(device))
 		return err
 	})
 	return wrap("ack", err)

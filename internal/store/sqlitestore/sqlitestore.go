@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,8 +44,8 @@ type Options struct {
 type DB struct {
 	path     string
 	log      *slog.Logger
-	w        *sql.DB // exactly one connection: the only writer
-	r        *sql.DB // read-only connections
+	w        *pool // exactly one connection: the only writer
+	r        *pool // read-only connections
 	maxQueue int
 }
 
@@ -93,18 +94,14 @@ func OpenOptions(ctx context.Context, path string, logger *slog.Logger, o Option
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
 
-	common := url.Values{}
-	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	common.Add("_pragma", "foreign_keys(1)")
-	common.Add("_pragma", "synchronous(FULL)")
-
-	wq := url.Values{}
-	for k, v := range common {
-		wq[k] = append([]string(nil), v...)
+	// Every connection: wait for locks rather than fail at once, enforce
+	// foreign keys, fsync the WAL at every commit.
+	pragmas := []string{
+		fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()),
+		"foreign_keys(1)",
+		"synchronous(FULL)",
 	}
-	wq.Add("_pragma", "journal_mode(WAL)")
-	wq.Set("_txlock", "immediate")
-	w, err := sql.Open("sqlite", abs+"?"+wq.Encode())
+	w, err := sql.Open("sqlite", dsn(abs, slices.Concat(pragmas, []string{"journal_mode(WAL)"}))+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
@@ -112,35 +109,54 @@ func OpenOptions(ctx context.Context, path string, logger *slog.Logger, o Option
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-
-	db := &DB{path: abs, log: logger, w: w, maxQueue: o.MaxQueue}
-	// The writer connection switches the file to WAL before any reader
-	// opens it; then the migrations run.
-	if err := db.checkWriter(ctx); err != nil {
-		w.Close()
-		return nil, err
+	db := &DB{path: abs, log: logger, w: &pool{DB: w}, maxQueue: o.MaxQueue}
+	// The writer switches the file to WAL before any reader opens it; then
+	// the migrations run, then the statements are prepared.
+	err = db.checkWriter(ctx)
+	if err == nil {
+		err = db.migrate(ctx)
 	}
-	if err := db.migrate(ctx); err != nil {
-		w.Close()
-		return nil, err
+	if err == nil {
+		err = db.w.prepare(ctx, writeQueries)
 	}
-
-	rq := common
-	rq.Add("_pragma", "query_only(1)")
-	r, err := sql.Open("sqlite", abs+"?"+rq.Encode())
 	if err != nil {
-		w.Close()
+		db.w.Close()
+		return nil, err
+	}
+
+	r, err := sql.Open("sqlite", dsn(abs, slices.Concat(pragmas, []string{"query_only(1)"})))
+	if err != nil {
+		db.w.Close()
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
 	r.SetMaxOpenConns(o.Readers)
 	r.SetMaxIdleConns(o.Readers)
-	if err := r.PingContext(ctx); err != nil {
-		r.Close()
-		w.Close()
-		return nil, fmt.Errorf("sqlitestore: %w", err)
+	db.r = &pool{DB: r}
+	if err := db.r.prepare(ctx, readQueries); err != nil {
+		db.r.Close()
+		db.w.Close()
+		return nil, err
 	}
-	db.r = r
+	logger.Debug("sqlitestore: opened", "path", abs, "readers", o.Readers, "max_queue", o.MaxQueue)
 	return db, nil
+}
+
+// The statements prepared on each pool: the hot paths (Enqueue, Ack,
+// TakeBundle on the writer; TokenDevice, Pending on the readers).
+var (
+	writeQueries = []string{qDedupInsert, qQueueReserve, qQueueRelease, qEnvelopeInsert, qAckOne,
+		qDeviceExists, qPrekeyFirst, qPrekeyDelete}
+	readQueries = []string{qTokenDevice, qPending, qDeviceExists}
+)
+
+// dsn is the driver's data source name for the file at path, running
+// pragmas on every new connection.
+func dsn(path string, pragmas []string) string {
+	q := url.Values{}
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
+	return path + "?" + q.Encode()
 }
 
 // checkWriter opens the write connection and checks that the settings
@@ -190,8 +206,8 @@ func (db *DB) Path() string { return db.path }
 // Batching (group commit) belongs here: several callers' fn could run in
 // one transaction, each under a SAVEPOINT, with one commit (one fsync)
 // for all of them.
-func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := db.w.BeginTx(ctx, nil)
+func (db *DB) write(ctx context.Context, fn func(tx *txn) error) error {
+	tx, err := db.w.begin(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: begin: %w", err)
 	}

@@ -56,7 +56,7 @@ func TestQueueLimitDefault(t *testing.T) {
 	db := openTest(t, filepath.Join(t.TempDir(), "parley.db"), Options{})
 	mustAccount(t, db, "alice", 1)
 	mustAccount(t, db, "bob", 1)
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *txn) error {
 		for i := range store.MaxQueue - 1 {
 			m, err := newMessage(oneMessage("alice", fmt.Sprintf("m%d", i), "bob", 1), time.Now())
 			if err != nil {
@@ -81,6 +81,43 @@ func TestQueueLimitDefault(t *testing.T) {
 	envs, err := db.Pending(ctx, "bob", 1, 0, 2*store.MaxQueue)
 	if err != nil || len(envs) != store.MaxQueue {
 		t.Fatalf("Pending: %d envelopes, %v; want %d", len(envs), err, store.MaxQueue)
+	}
+}
+
+// TestExpireBatches checks that Expire forgets more message ids than one
+// batch holds.
+func TestExpireBatches(t *testing.T) {
+	ctx := testCtx(t)
+	db := openTest(t, filepath.Join(t.TempDir(), "parley.db"), Options{MaxQueue: 10 * expireBatch})
+	mustAccount(t, db, "alice", 1)
+	mustAccount(t, db, "bob", 1)
+	const n = 2*expireBatch + 17
+	err := db.write(ctx, func(tx *txn) error {
+		for i := range n {
+			m, err := newMessage(oneMessage("alice", fmt.Sprintf("m%d", i), "bob", 1), time.Now())
+			if err != nil {
+				return err
+			}
+			if _, err := db.enqueue(ctx, tx, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() (c int) {
+		if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM dedup`).Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if err := db.Expire(ctx, time.Now()); err != nil || count() != n {
+		t.Fatalf("early Expire: %v, %d ids left, want %d", err, count(), n)
+	}
+	if err := db.Expire(ctx, time.Now().Add(store.DedupWindow+time.Minute)); err != nil || count() != 0 {
+		t.Fatalf("Expire after the window: %v, %d ids left", err, count())
 	}
 }
 
@@ -206,7 +243,7 @@ func TestFileModes(t *testing.T) {
 func TestPragmas(t *testing.T) {
 	ctx := testCtx(t)
 	db := openTest(t, filepath.Join(t.TempDir(), "parley.db"), Options{Readers: 3})
-	for who, pool := range map[string]*sql.DB{"writer": db.w, "reader": db.r} {
+	for who, pool := range map[string]*sql.DB{"writer": db.w.DB, "reader": db.r.DB} {
 		var mode string
 		var syncMode, fk, busy int
 		if err := pool.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
