@@ -3,6 +3,7 @@
 //	parleyd [flags]               serve (see parleyd -h for the flags)
 //	parleyd config defaults       print the built-in configuration as JSON
 //	parleyd config show [flags]   print the effective configuration as JSON
+//	parleyd realm-key [flags]     print the realm token public key (creating the key), for the realms' --issuer-key
 //	parleyd version               print the version
 //
 // Configuration comes from defaults, a JSON file (--config or
@@ -41,6 +42,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return 0
 		case "config":
 			return configCmd(args[1:], stdout, stderr, getenv)
+		case "realm-key":
+			return realmKeyCmd(args[1:], stdout, stderr, getenv)
 		}
 	}
 	cfg, err := config.Load(args, getenv, stderr)

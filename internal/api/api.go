@@ -220,6 +220,7 @@ type Frame struct {
 	Envelope *Envelope `json:"envelope,omitempty"`
 	Seqs     []int64   `json:"seqs,omitempty"`
 	Handle   string    `json:"handle,omitempty"`
+	Notice   *Notice   `json:"notice,omitempty"` // FrameNotice (pin.go)
 }
 
 // Frame types.
@@ -259,4 +260,97 @@ type LinkResult struct {
 	Ready      bool   `json:"ready"`
 	Sealed     []byte `json:"sealed,omitempty"`
 	DeviceList []byte `json:"device_list,omitempty"`
+}
+
+// PathTURN is GET (auth): short-lived TURN/STUN credentials for calls.
+const PathTURN = "/v1/turn"
+
+// TURNCredentials is the body of GET /v1/turn: the ICE servers a device
+// uses for its calls, with credentials that expire after TTL seconds.
+// ICEServers is empty when the server runs no relay.
+type TURNCredentials struct {
+	ICEServers []ICEServer `json:"ice_servers"`
+	TTL        int64       `json:"ttl"`        // seconds
+	ExpiresAt  int64       `json:"expires_at"` // Unix ms
+}
+
+// ICEServer is one entry of TURNCredentials, with the field names of the
+// W3C RTCIceServer dictionary, so a browser passes it on unchanged.
+type ICEServer struct {
+	URLs       []string `json:"urls"` // "stun:host:port", "turn:host:port?transport=udp|tcp"
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// Blobs: encrypted files (docs/PROTOCOL-files.md). A blob is the age STREAM
+// ciphertext of one file; the key, the SHA-256 of the ciphertext, the size,
+// the media type and the name travel inside the end-to-end encrypted
+// message, never here.
+const (
+	PathBlobs      = "/v1/blobs"             // POST: create an upload
+	PathBlob       = "/v1/blobs/{id}"        // PATCH: append at Upload-Offset; GET: download (Range), HEAD: state in headers; DELETE: uploader drops it
+	PathBlobStatus = "/v1/blobs/{id}/status" // GET: upload state
+	PathBlobFinish = "/v1/blobs/{id}/finish" // POST: uploader checks the SHA-256 and names the recipients
+	PathBlobDone   = "/v1/blobs/{id}/done"   // POST: a recipient device has fetched the blob
+
+	// HeaderUploadOffset carries the byte offset of a PATCH, and the
+	// current size in responses about an upload.
+	HeaderUploadOffset = "Upload-Offset"
+	// HeaderUploadLength is the declared size, in HEAD responses.
+	HeaderUploadLength = "Upload-Length"
+	// HeaderUploadComplete is "?1" once the upload is finished, else "?0"
+	// (an RFC 8941 boolean), in HEAD responses.
+	HeaderUploadComplete = "Upload-Complete"
+)
+
+// Error codes of the blob endpoints.
+const (
+	CodeQuotaExceeded       = "quota_exceeded"        // 507: the account's blob quota is used up
+	CodeOffsetMismatch      = "offset_mismatch"       // 409: PATCH at another offset than the current size (see Upload-Offset)
+	CodeUploadBusy          = "upload_busy"           // 409: another PATCH or finish of the blob is running
+	CodeUploadIncomplete    = "upload_incomplete"     // 409: not all bytes uploaded / not finished (see Upload-Offset)
+	CodeUploadComplete      = "upload_complete"       // 409: the upload is finished and cannot change
+	CodeHashMismatch        = "hash_mismatch"         // 409: the uploaded bytes do not have the SHA-256 given to finish
+	CodeRangeNotSatisfiable = "range_not_satisfiable" // 416: a Range the server cannot serve
+)
+
+// CreateBlobRequest starts an upload of Size bytes (the exact ciphertext
+// size, at most the server's max_blob_bytes).
+type CreateBlobRequest struct {
+	Size int64 `json:"size"`
+	// TTL, in seconds, shortens how long the finished blob is kept (for
+	// vanishing messages); 0 or more than the server's blob_ttl means
+	// blob_ttl.
+	TTL int64 `json:"ttl,omitempty"`
+}
+
+// BlobStatus is the state of a blob: the answer to create, PATCH, finish
+// and GET .../status.
+type BlobStatus struct {
+	ID        string `json:"id"`       // 43 characters: 32 random bytes, unpadded base64url
+	Size      int64  `json:"size"`     // declared size
+	Offset    int64  `json:"offset"`   // bytes received: the next PATCH starts here
+	Complete  bool   `json:"complete"` // finished: downloadable
+	ExpiresAt int64  `json:"expires_at"`
+}
+
+// FinishBlobRequest ends an upload.
+type FinishBlobRequest struct {
+	SHA256 []byte `json:"sha256"` // of all Size bytes of ciphertext
+	// Recipients are the devices that will fetch the blob (every device of
+	// the recipient and the sender's other devices). When each has called
+	// done, the blob is deleted. Empty: it lives until it expires.
+	Recipients []BlobRecipient `json:"recipients,omitempty"`
+}
+
+// BlobRecipient names one device.
+type BlobRecipient struct {
+	Handle   string `json:"handle"`
+	DeviceID uint32 `json:"device_id"`
+}
+
+// BlobDoneResponse answers done: deleted is true when the caller was the
+// last recipient and the blob is gone.
+type BlobDoneResponse struct {
+	Deleted bool `json:"deleted"`
 }

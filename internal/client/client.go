@@ -57,6 +57,7 @@ type Client struct {
 	pending    []Event // events found outside a loop, for the next loop
 	wake       chan struct{}
 	inflight   map[string]chan struct{} // outbox ids being sent now; closed when done
+	rings      rings                    // calls ringing here, for missed-call entries (call.go)
 
 	authMu sync.Mutex // one token fetch at a time
 

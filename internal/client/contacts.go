@@ -328,6 +328,7 @@ func contactList(tx *clientdb.Tx) ([]content.Contact, error) {
 // there are any), now or on the next Sync/Run. Failures are logged: the
 // list stays queued.
 func (c *Client) syncContacts(ctx context.Context) {
+	defer c.refreshBackupQuietly(ctx) // the PIN backup holds the contacts too (pin.go)
 	me, err := c.self()
 	if err != nil {
 		return

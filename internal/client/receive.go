@@ -270,6 +270,10 @@ func (c *Client) stream(ctx context.Context, fn func(Event), live bool, wait tim
 				if !live {
 					timer = time.After(wait)
 				}
+			case api.FrameNotice: // a server notice about the account (pin.go)
+				if err := c.onNotice(ctx, conn, wf.f.Notice, fn); err != nil {
+					return err
+				}
 			case frameDeviceList:
 				if h, err := normHandle(wf.f.Handle); err == nil {
 					if _, err := c.refreshPeer(ctx, h); err != nil {
@@ -562,6 +566,8 @@ func (c *Client) fromPeer(tx *clientdb.Tx, sender, state string, env *api.Envelo
 			return nil, nil
 		}
 		return []Event{{Type: EventTyping, Peer: sender, Device: env.SenderDevice, Typing: ct.Typing}}, nil
+	case content.KindCall:
+		return c.onCall(tx, false, sender, sender, state, env, ct)
 	}
 	// A contact sync from another account, or a kind this build does not
 	// know: nothing to do.
@@ -597,6 +603,12 @@ func (c *Client) fromOwnDevice(tx *clientdb.Tx, me self, env *api.Envelope, ct *
 			return nil, err
 		}
 		return []Event{{Type: EventRead, Peer: conv, Device: env.SenderDevice, Refs: changed}}, nil
+	case content.KindCall:
+		conv, err := normHandle(ct.To)
+		if err != nil {
+			return nil, drop("a call signal from another own device names no valid peer")
+		}
+		return c.onCall(tx, true, me.handle, conv, clientdb.StateContact, env, ct)
 	case content.KindContactSync:
 		if err := importContacts(tx, me.handle, ct.Contacts); err != nil {
 			return nil, err

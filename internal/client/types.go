@@ -88,6 +88,7 @@ type Event struct {
 	Refs    []string // message ids, for delivered and read
 	Typing  bool
 	Detail  string
+	Call    *CallSignal // EventCall (call.go)
 }
 
 // Conversation is one entry of the conversation list.

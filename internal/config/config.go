@@ -32,6 +32,10 @@ var ErrInvalid = errors.New("config: invalid configuration")
 type Config struct {
 	Addr         string `json:"addr" flag:"addr" usage:"listen address host:port (port 0 picks a free one)"`
 	DataDir      string `json:"data_dir" flag:"data" usage:"data folder (holds parley.db), created with mode 0700"`
+	DB           string `json:"db" flag:"db" usage:"database: empty for SQLite in the data folder, or postgres://user@host:5432/db?sslmode=... for PostgreSQL (several nodes)"`
+	NATS         string `json:"nats" flag:"nats" usage:"fan-out between nodes: empty for in-process (one node), or nats://host:4222 (several URLs comma-separated)"`
+	NATSPrefix   string `json:"nats_prefix" flag:"nats-prefix" usage:"NATS subject prefix; every node of one deployment uses the same"`
+	MetricsAddr  string `json:"metrics_addr" flag:"metrics-addr" usage:"serve Prometheus /metrics on this separate host:port instead of on addr"`
 	TLSCert      string `json:"tls_cert" flag:"tls-cert" usage:"TLS certificate file (PEM); serve HTTPS with --tls-key"`
 	TLSKey       string `json:"tls_key" flag:"tls-key" usage:"TLS private key file (PEM)"`
 	InsecureHTTP bool   `json:"insecure_http" flag:"insecure-http" usage:"allow plain HTTP on a non-loopback address (behind a TLS proxy)"`
@@ -53,10 +57,43 @@ type Config struct {
 	MaxBodyBytes     int64 `json:"max_body_bytes" flag:"max-body-bytes" usage:"largest request body"`
 	MaxUnacked       int   `json:"max_unacked" flag:"max-unacked" usage:"envelopes sent ahead on a WebSocket without an ack"`
 
+	BlobDir        string        `json:"blob_dir" flag:"blob-dir" usage:"folder of the encrypted file blobs, created with mode 0700 (empty: <data_dir>/blobs)"`
+	MaxBlobBytes   int64         `json:"max_blob_bytes" flag:"max-blob-bytes" usage:"largest blob (one encrypted file) an upload may declare"`
+	BlobQuotaBytes int64         `json:"blob_quota_bytes" flag:"blob-quota-bytes" usage:"bytes of blobs, uploading or stored, one account may hold"`
+	BlobTTL        time.Duration `json:"blob_ttl" flag:"blob-ttl" usage:"how long a finished blob is kept at most (it goes sooner once every recipient device fetched it)"`
+	BlobUploadTTL  time.Duration `json:"blob_upload_ttl" flag:"blob-upload-ttl" usage:"how long an unfinished upload is kept before it is dropped"`
+
+	PollInterval time.Duration `json:"poll_interval" flag:"poll-interval" usage:"an idle WebSocket re-reads its queue this often, in case a fan-out hint was lost (0s: never)"`
+
 	PingInterval    time.Duration `json:"ping_interval" flag:"ping-interval" usage:"WebSocket keepalive ping interval"`
 	WriteTimeout    time.Duration `json:"write_timeout" flag:"write-timeout" usage:"bound on one WebSocket write or ping"`
 	ExpireInterval  time.Duration `json:"expire_interval" flag:"expire-interval" usage:"how often expired tokens and links are deleted"`
 	ShutdownTimeout time.Duration `json:"shutdown_timeout" flag:"shutdown-timeout" usage:"bound on graceful shutdown"`
+
+	// The TURN/STUN relay for calls (see internal/relay and docs/PROTOCOL-calls.md).
+	TURNUDPAddr        string        `json:"turn_udp_addr" flag:"turn-udp-addr" usage:"TURN/STUN relay UDP listen host:port, e.g. 0.0.0.0:3478 (empty: no UDP relay)"`
+	TURNTCPAddr        string        `json:"turn_tcp_addr" flag:"turn-tcp-addr" usage:"TURN/STUN relay TCP listen host:port (empty: no TCP relay)"`
+	TURNRealm          string        `json:"turn_realm" flag:"turn-realm" usage:"TURN realm"`
+	TURNPublicHost     string        `json:"turn_public_host" flag:"turn-public-host" usage:"host name or IP that clients dial for TURN (empty: the TURN listen host, else the host the API was reached at)"`
+	TURNRelayIP        string        `json:"turn_relay_ip" flag:"turn-relay-ip" usage:"public IPv4 address of relayed candidates (empty: the TURN listen host, which must then be a specific address)"`
+	TURNRelayMinPort   int           `json:"turn_relay_min_port" flag:"turn-relay-min-port" usage:"lowest relayed UDP port (0 with turn_relay_max_port 0: any)"`
+	TURNRelayMaxPort   int           `json:"turn_relay_max_port" flag:"turn-relay-max-port" usage:"highest relayed UDP port"`
+	TURNSecretFile     string        `json:"turn_secret_file" flag:"turn-secret-file" usage:"file holding the TURN credential secret, shared by every node (empty: <data_dir>/turn-secret, generated on first start)"`
+	TURNCredentialTTL  time.Duration `json:"turn_credential_ttl" flag:"turn-credential-ttl" usage:"lifetime of the TURN credentials handed to a device (a call longer than this loses its relay)"`
+	TURNMaxAllocations int           `json:"turn_max_allocations" flag:"turn-max-allocations" usage:"live TURN allocations one account may hold (all its devices)"`
+	TURNAllowLoopback  bool          `json:"turn_allow_loopback" flag:"turn-allow-loopback" usage:"let the relay send to loopback addresses (tests only)"`
+	TURNAllowPrivate   bool          `json:"turn_allow_private" flag:"turn-allow-private" usage:"let the relay send to private (RFC 1918, fc00::/7) addresses (a deployment inside one network)"`
+
+	// PIN backup (see pin.go and docs/PROTOCOL-pin.md §10).
+	Realms            string        `json:"realms" flag:"realms" usage:"PIN-backup realms, in order, comma-separated KEY@URL (KEY: the realm's base64 public key from 'parley-realm key'); empty: no PIN backup"`
+	RealmThreshold    int           `json:"realm_threshold" flag:"realm-threshold" usage:"realms needed to recover a PIN backup (t of the n realms)"`
+	RealmTokenKeyFile string        `json:"realm_token_key_file" flag:"realm-token-key-file" usage:"file holding the realm token signing key, shared by every node (empty: <data_dir>/realm-token.key, generated on first start; 'parleyd realm-key' prints its public key)"`
+	RealmTokenTTL     time.Duration `json:"realm_token_ttl" flag:"realm-token-ttl" usage:"lifetime of a realm access token (realms refuse tokens longer than their max_token_ttl, default 10m)"`
+	RecoverRate       float64       `json:"recover_rate" flag:"recover-rate" usage:"PIN recovery token requests per hour per handle"`
+	RecoverBurst      int           `json:"recover_burst" flag:"recover-burst" usage:"PIN recovery token request burst per handle"`
+	RecoverAddrRate   float64       `json:"recover_addr_rate" flag:"recover-addr-rate" usage:"PIN recovery token requests per hour per client address"`
+	RecoverAddrBurst  int           `json:"recover_addr_burst" flag:"recover-addr-burst" usage:"PIN recovery token request burst per client address"`
+	BackupDir         string        `json:"backup_dir" flag:"backup-dir" usage:"folder of the sealed PIN-backup blobs, one file per account, mode 0700 (empty: <data_dir>/backups)"`
 }
 
 // Defaults returns the built-in configuration.
@@ -64,6 +101,7 @@ func Defaults() Config {
 	return Config{
 		Addr:             "127.0.0.1:8080",
 		DataDir:          "./parley-data",
+		NATSPrefix:       "parley",
 		LogLevel:         "info",
 		LogFormat:        "text",
 		TokenTTL:         24 * time.Hour,
@@ -78,10 +116,28 @@ func Defaults() Config {
 		MaxEnvelopeBytes: 128 << 10,
 		MaxBodyBytes:     4 << 20,
 		MaxUnacked:       500,
+		PollInterval:     5 * time.Second,
 		PingInterval:     30 * time.Second,
 		WriteTimeout:     10 * time.Second,
 		ExpireInterval:   time.Minute,
 		ShutdownTimeout:  15 * time.Second,
+
+		TURNRealm:          "parley",
+		TURNCredentialTTL:  12 * time.Hour,
+		TURNMaxAllocations: 16,
+
+		// 4 GiB of plaintext plus the age STREAM overhead (16 bytes per 64 KiB).
+		MaxBlobBytes:   4<<30 + 1<<20,
+		BlobQuotaBytes: 10 << 30,
+		BlobTTL:        30 * 24 * time.Hour,
+		BlobUploadTTL:  7 * 24 * time.Hour,
+
+		RealmThreshold:   2,
+		RealmTokenTTL:    5 * time.Minute,
+		RecoverRate:      6,
+		RecoverBurst:     5,
+		RecoverAddrRate:  30,
+		RecoverAddrBurst: 10,
 	}
 }
 
@@ -337,6 +393,28 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		return bad("data_dir is empty")
 	}
+	if c.DB != "" && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") {
+		return bad("db must be empty (SQLite in data_dir) or a postgres:// URL")
+	}
+	if c.NATS != "" {
+		for u := range strings.SplitSeq(c.NATS, ",") {
+			u = strings.TrimSpace(u)
+			if !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") {
+				return bad("nats %q must be empty (in-process) or nats:// or tls:// URLs, comma-separated", u)
+			}
+		}
+	}
+	if !validSubjectPrefix(c.NATSPrefix) {
+		return bad("nats_prefix %q must be dot-separated tokens of A-Z, a-z, 0-9, _ and -", c.NATSPrefix)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return bad("metrics_addr %q is not host:port: %v", c.MetricsAddr, err)
+		}
+	}
+	if c.PollInterval != 0 && (c.PollInterval < 100*time.Millisecond || c.PollInterval > time.Hour) {
+		return bad("poll_interval %s is outside 100ms..1h (or 0s: never)", c.PollInterval)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -391,7 +469,47 @@ func (c Config) Validate() error {
 	if c.MaxUnacked < 1 || c.MaxUnacked > 100000 {
 		return bad("max_unacked %d is outside 1..100000", c.MaxUnacked)
 	}
+	if err := c.validateTURN(); err != nil {
+		return err
+	}
+	if err := c.validatePIN(); err != nil {
+		return err
+	}
+	if c.MaxBlobBytes < 1 || c.MaxBlobBytes > 1<<50 {
+		return bad("max_blob_bytes %d is outside 1..2^50", c.MaxBlobBytes)
+	}
+	if c.BlobQuotaBytes < 1 || c.BlobQuotaBytes > 1<<60 {
+		return bad("blob_quota_bytes %d is outside 1..2^60", c.BlobQuotaBytes)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"blob_ttl", c.BlobTTL}, {"blob_upload_ttl", c.BlobUploadTTL}} {
+		if d.v < time.Second || d.v > 5*365*24*time.Hour {
+			return bad("%s %s is outside 1s..43800h (5 years)", d.name, d.v)
+		}
+	}
 	return nil
+}
+
+// validSubjectPrefix reports whether p is one or more NATS subject tokens:
+// no wildcards, no spaces, no empty token.
+func validSubjectPrefix(p string) bool {
+	if p == "" || len(p) > 64 {
+		return false
+	}
+	for tok := range strings.SplitSeq(p, ".") {
+		if tok == "" {
+			return false
+		}
+		for i := 0; i < len(tok); i++ {
+			c := tok[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // isLoopback reports whether a listen host only accepts local connections.

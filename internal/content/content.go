@@ -23,9 +23,10 @@ const (
 	KindRead        Kind = 3 // read receipt for Refs
 	KindTyping      Kind = 4 // Typing: started or stopped
 	KindContactSync Kind = 5 // the sender's whole contact list, to its own devices
+	KindCall        Kind = 6 // call signalling: Call (offer, answer, ICE, ringing, hang-up, ...)
 )
 
-func (k Kind) valid() bool { return k >= KindText && k <= KindContactSync }
+func (k Kind) valid() bool { return k >= KindText && k <= KindContactSync || k == KindCall }
 
 // ContactState is the state of a contact entry.
 type ContactState uint8
@@ -56,6 +57,7 @@ type Content struct {
 	Refs     [][16]byte // receipts: ids of the messages they acknowledge
 	Typing   bool
 	Contacts []Contact // KindContactSync
+	Call     *Call     // KindCall (required there, nil otherwise)
 }
 
 // formatVersion is the first byte of every encoding.
@@ -88,6 +90,9 @@ func (c *Content) Marshal() ([]byte, error) {
 	}
 	b.AddUint8(boolByte(c.Typing))
 	if err := AddContacts(b, c.Contacts); err != nil {
+		return nil, err
+	}
+	if err := addCall(b, c.Kind, c.Call); err != nil {
 		return nil, err
 	}
 	out, err := b.Bytes()
@@ -191,7 +196,10 @@ func Unmarshal(b []byte) (*Content, error) {
 	}
 	c.Typing = typing == 1
 	var ok bool
-	if c.Contacts, ok = ReadContacts(&s); !ok || !s.Empty() {
+	if c.Contacts, ok = ReadContacts(&s); !ok {
+		return nil, ErrMalformed
+	}
+	if c.Call, ok = readCall(&s, c.Kind); !ok || !s.Empty() {
 		return nil, ErrMalformed
 	}
 	return c, nil

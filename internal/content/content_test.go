@@ -32,6 +32,12 @@ func samples() map[string]*Content {
 			{Handle: "mallory", State: ContactBlocked},
 			{Handle: "spam_1", State: ContactRejected, IdentityKey: key},
 		}},
+		"call-offer": {Kind: KindCall, ID: id, SentAt: 7, To: "bob", Call: &Call{ID: [16]byte{0: 0xca, 15: 0x11},
+			Type: CallOffer, Media: MediaAudio | MediaVideo, SDP: "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\na=fingerprint:sha-256 AB:CD\r\n"}},
+		"call-ice": {Kind: KindCall, ID: id, SentAt: 8, To: "alice", Call: &Call{ID: [16]byte{0: 0xca, 15: 0x11},
+			Type: CallICE, Device: 0x01020304, Candidate: "candidate:1 1 udp 2130706431 192.0.2.1 50000 typ relay", MID: "0", MLineIndex: 1}},
+		"call-answered-elsewhere": {Kind: KindCall, ID: id, SentAt: 9, To: "alice", Call: &Call{ID: [16]byte{0: 0xca, 15: 0x11},
+			Type: CallAnsweredElsewhere, Device: 77}},
 	}
 }
 
@@ -83,7 +89,7 @@ func TestPadding(t *testing.T) {
 func TestRejects(t *testing.T) {
 	for name, c := range map[string]*Content{
 		"kind0":     {Kind: 0},
-		"kind6":     {Kind: 6},
+		"kind7":     {Kind: 7},
 		"state0":    {Kind: KindContactSync, Contacts: []Contact{{Handle: "a"}}},
 		"state4":    {Kind: KindContactSync, Contacts: []Contact{{Handle: "a", State: 4}}},
 		"short-key": {Kind: KindContactSync, Contacts: []Contact{{Handle: "a", State: 1, IdentityKey: []byte{1}}}},

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/internal/api"
+	"github.com/parleychat/parley/internal/config"
 	"github.com/parleychat/parley/internal/identity"
+	"github.com/parleychat/parley/internal/ratelimit"
 	"github.com/parleychat/parley/internal/store"
 )
 
@@ -21,75 +23,77 @@ import (
 const (
 	challengeSize = 32
 	tokenSize     = 32
-	// maxChallenges bounds the challenges kept in memory at once.
-	maxChallenges = 100_000
 )
 
-// challenges are the outstanding auth challenges, in memory: a challenge
-// is good for one token request on this node, until it expires.
+// Sign-in challenges per minute per client address, and the burst. They
+// follow the registration limits (each new account signs in once, so the
+// load tool raises both together), and never fall below a floor that lets
+// the devices behind one NAT sign in. A per-device limit would let anyone
+// lock a device out of signing in, so there is none.
+const (
+	challengesPerRegistration = 10
+	minChallengeRate          = 120 // per minute
+	minChallengeBurst         = 120
+)
+
+// challenges issues auth challenges. They live in the store, not in this
+// node's memory, so the token request that answers one may reach any node;
+// the store deletes expired ones (Store.Expire). What bounds the rows is
+// the per-address rate limit here and the challenge lifetime.
 type challenges struct {
 	ttl time.Duration
-	mu  sync.Mutex
-	m   map[[challengeSize]byte]challenge
-}
 
-type challenge struct {
-	handle  string
-	device  uint32
-	expires time.Time
+	once    sync.Once
+	perAddr *ratelimit.Limiter
 }
 
 func newChallenges(ttl time.Duration) *challenges {
-	return &challenges{ttl: ttl, m: make(map[[challengeSize]byte]challenge)}
+	return &challenges{ttl: ttl}
 }
 
-// issue makes a challenge for (handle, device); false if too many are
-// outstanding.
-func (c *challenges) issue(handle string, device uint32, now time.Time) ([]byte, time.Time, bool) {
-	var k [challengeSize]byte
-	rand.Read(k[:])
-	exp := now.Add(c.ttl)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= maxChallenges {
-		c.expireLocked(now)
-		if len(c.m) >= maxChallenges {
-			return nil, time.Time{}, false
-		}
-	}
-	c.m[k] = challenge{handle, device, exp}
-	return k[:], exp, true
+// allow takes a token from the client address's bucket.
+func (c *challenges) allow(cfg config.Config, addr string) bool {
+	c.once.Do(func() {
+		rate := max(challengesPerRegistration*cfg.RegisterRate, minChallengeRate)
+		burst := max(challengesPerRegistration*cfg.RegisterBurst, minChallengeBurst)
+		c.perAddr = ratelimit.New(rate, burst, 0)
+	})
+	return c.perAddr.Allow(addr)
 }
 
-// take removes a challenge and reports whether it was live and issued to
-// (handle, device).
-func (c *challenges) take(b []byte, handle string, device uint32, now time.Time) bool {
-	if len(b) != challengeSize {
-		return false
+// expire is a no-op kept for the expiry loop: Store.Expire deletes expired
+// challenges with the tokens and links.
+func (c *challenges) expire(time.Time) {}
+
+// issueChallenge stores a new challenge for (handle, device).
+func (s *Server) issueChallenge(ctx context.Context, handle string, device uint32) ([]byte, time.Time, error) {
+	ch := make([]byte, challengeSize)
+	rand.Read(ch)
+	exp := time.Now().Add(s.challenges.ttl)
+	err := s.store.PutChallenge(ctx, ch, handle, device, exp)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, time.Time{}, errorf(api.CodeNotFound, "@%s has no device %d.", handle, device)
 	}
-	k := [challengeSize]byte(b)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch, ok := c.m[k]
-	if !ok {
-		return false
+	if err != nil {
+		return nil, time.Time{}, err
 	}
-	delete(c.m, k)
-	return ch.handle == handle && ch.device == device && now.Before(ch.expires)
+	return ch, exp, nil
 }
 
-func (c *challenges) expire(now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.expireLocked(now)
-}
-
-func (c *challenges) expireLocked(now time.Time) {
-	for k, ch := range c.m {
-		if !now.Before(ch.expires) {
-			delete(c.m, k)
-		}
+// takeChallenge uses up a challenge and reports whether it was live and
+// issued to (handle, device).
+func (s *Server) takeChallenge(ctx context.Context, ch []byte, handle string, device uint32) (bool, error) {
+	if len(ch) != challengeSize {
+		return false, nil
 	}
+	h, d, _, err := s.store.TakeChallenge(ctx, ch)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return h == handle && d == device, nil
 }
 
 // device looks up a current device of an account.
@@ -120,13 +124,17 @@ func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if !s.challenges.allow(s.cfg, clientAddr(r)) {
+		writeError(w, api.CodeRateLimited, "Too many sign-ins from this address; try again shortly.")
+		return
+	}
 	if _, err := s.device(r.Context(), handle, req.DeviceID); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	ch, exp, ok := s.challenges.issue(handle, req.DeviceID, time.Now())
-	if !ok {
-		writeError(w, api.CodeRateLimited, "Too many sign-ins are in progress; try again shortly.")
+	ch, exp, err := s.issueChallenge(r.Context(), handle, req.DeviceID)
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, api.ChallengeResponse{Challenge: ch, ExpiresAt: exp.UnixMilli()})
@@ -143,7 +151,12 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if !s.challenges.take(req.Challenge, handle, req.DeviceID, time.Now()) {
+	ok, err := s.takeChallenge(r.Context(), req.Challenge, handle, req.DeviceID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !ok {
 		writeError(w, api.CodeChallengeExpired,
 			"The challenge is unknown, expired, already used or was issued for another device; ask for a new one.")
 		return

@@ -13,12 +13,13 @@ import (
 	"github.com/parleychat/parley/internal/store"
 )
 
-// Keys of the fan-out bus.
+// Keys of the fan-out bus: dot-separated tokens of [a-z0-9_], so that a
+// NATS bus can use them as subjects under its prefix.
 func mailKey(handle string, device uint32) string {
-	return "parley.mail." + handle + "." + strconv.FormatUint(uint64(device), 10)
+	return "mail." + handle + "." + strconv.FormatUint(uint64(device), 10)
 }
-func devicesKey(handle string) string { return "parley.devices." + handle }
-func linkKey(id string) string        { return "parley.link." + id }
+func devicesKey(handle string) string { return "devices." + handle }
+func linkKey(id string) string        { return "link." + id }
 
 // publish signals key; a failure only delays delivery until the next
 // connection, so it is logged, not returned.
@@ -48,6 +49,7 @@ type deviceRef struct {
 }
 
 func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	c := callerOf(r)
 	var req api.SendRequest
 	if err := s.decode(w, r, &req); err != nil {
@@ -59,6 +61,7 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	s.metrics.ObserveSend(start, resp.Duplicate, len(req.Envelopes))
 	writeJSON(w, resp)
 }
 
@@ -125,10 +128,10 @@ func (s *Server) send(ctx context.Context, c caller, req *api.SendRequest) (*api
 	case err != nil:
 		return nil, err
 	}
-	if !dup {
-		for _, e := range envs {
-			s.publish(ctx, mailKey(e.Recipient, e.RecipientDevice))
-		}
+	// A duplicate is signalled again: the node that stored the original
+	// may have died between its commit and its publish.
+	for _, e := range envs {
+		s.publish(ctx, mailKey(e.Recipient, e.RecipientDevice))
 	}
 	return &api.SendResponse{MessageID: req.MessageID, ServerTime: now.UnixMilli(), Duplicate: dup}, nil
 }

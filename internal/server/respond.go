@@ -73,6 +73,9 @@ func writeAPIError(w http.ResponseWriter, e *apiError) {
 	if e.e.Code == api.CodeUnauthorized || e.e.Code == api.CodeChallengeExpired {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
 	}
+	if sw, ok := w.(*statusWriter); ok {
+		sw.code = e.e.Code // for the errors metric
+	}
 	writeJSONStatus(w, status, api.ErrorResponse{Error: e.e})
 }
 
@@ -152,6 +155,7 @@ func clientAddr(r *http.Request) string {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	code   string // the API error code written, if any
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -184,7 +188,11 @@ func (s *Server) common(h http.HandlerFunc) http.Handler {
 		} else {
 			h(sw, r)
 		}
+		d := time.Since(start)
+		if sw.status != http.StatusSwitchingProtocols { // a WebSocket's duration is its lifetime
+			s.metrics.ObserveHTTP(r.Pattern, sw.status, sw.code, d)
+		}
 		s.log.Debug("request", "method", r.Method, "route", r.Pattern, "status", sw.status,
-			"ms", time.Since(start).Milliseconds())
+			"ms", d.Milliseconds())
 	})
 }

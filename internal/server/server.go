@@ -16,22 +16,23 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/parleychat/parley/internal/api"
+	"github.com/parleychat/parley/internal/blob"
 	"github.com/parleychat/parley/internal/config"
 	"github.com/parleychat/parley/internal/fanout"
+	"github.com/parleychat/parley/internal/metrics"
 	"github.com/parleychat/parley/internal/ratelimit"
 	"github.com/parleychat/parley/internal/store"
-	"github.com/parleychat/parley/internal/store/sqlitestore"
 )
 
 // Bus carries "something changed" signals between connections, possibly
@@ -64,12 +65,18 @@ type Options struct {
 	Logger *slog.Logger
 	// Listener, if set, is served instead of listening on Config.Addr.
 	Listener net.Listener
+	// Blobs stores encrypted files; nil means a diskstore in
+	// Config.BlobDir (default <DataDir>/blobs). The server owns it.
+	Blobs blob.Store
+	// Metrics; nil means new ones (internal/metrics).
+	Metrics *metrics.Metrics
 }
 
 // Server is one parleyd node.
 type Server struct {
 	cfg   config.Config
 	store store.Store
+	blobs blob.Store
 	bus   Bus
 	log   *slog.Logger
 	mux   *http.ServeMux
@@ -78,21 +85,27 @@ type Server struct {
 	registerRL *ratelimit.Limiter
 	bundleRL   *ratelimit.Limiter
 	joinRL     *ratelimit.Limiter
+	turn       turnState // the TURN relay (turn.go)
+	pin        pinState  // PIN backup: realm tokens, backups, recovery (realmtoken.go)
 	conns      *connRegistry
+	metrics    *metrics.Metrics
+	busCloser  io.Closer // the bus New opened, closed with the store
 
-	mu       sync.Mutex
-	ln       net.Listener
-	started  bool
-	closed   bool
-	ready    chan struct{}
-	shutdown chan struct{} // closed when shutdown begins
-	closing  atomic.Bool
-	wsWG     sync.WaitGroup // WebSocket handlers (hijacked, unseen by http.Server)
+	mu        sync.Mutex
+	metricsLn net.Listener
+	ln        net.Listener
+	started   bool
+	closed    bool
+	ready     chan struct{}
+	shutdown  chan struct{} // closed when shutdown begins
+	closing   atomic.Bool
+	wsWG      sync.WaitGroup // WebSocket handlers (hijacked, unseen by http.Server)
 }
 
-// New opens the SQLite store in cfg.DataDir (creating the folder with mode
-// 0700) and returns a server with an in-process bus. The server does not
-// listen until Run (or Listen).
+// New opens the store and bus the configuration names (creating the data
+// folder with mode 0700): SQLite in cfg.DataDir or PostgreSQL at cfg.DB; an
+// in-process bus or NATS at cfg.NATS. The server does not listen until Run
+// (or Listen).
 func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -105,11 +118,25 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	db, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, DBFile), logger.With("component", "store"))
+	db, err := openStore(ctx, cfg, logger)
 	if err != nil {
-		return nil, fmt.Errorf("server: opening store: %w", err)
+		return nil, err
 	}
-	return NewWithOptions(cfg, Options{Store: db, Logger: logger})
+	bus, busCloser, err := openBus(ctx, cfg, logger)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s, err := NewWithOptions(cfg, Options{Store: db, Bus: bus, Logger: logger})
+	if err != nil {
+		if busCloser != nil {
+			busCloser.Close()
+		}
+		db.Close()
+		return nil, err
+	}
+	s.busCloser = busCloser
+	return s, nil
 }
 
 // NewWithOptions returns a server over the given parts.
@@ -126,9 +153,24 @@ func NewWithOptions(cfg config.Config, o Options) (*Server, error) {
 	if o.Bus == nil {
 		o.Bus = fanout.NewLocal()
 	}
+	pin, err := newPINState(cfg, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if o.Blobs == nil {
+		bs, err := openBlobStore(cfg, o.Logger)
+		if err != nil {
+			return nil, err
+		}
+		o.Blobs = bs
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New()
+	}
 	s := &Server{
 		cfg:        cfg,
 		store:      o.Store,
+		blobs:      o.Blobs,
 		bus:        o.Bus,
 		log:        o.Logger,
 		challenges: newChallenges(cfg.ChallengeTTL),
@@ -136,10 +178,13 @@ func NewWithOptions(cfg config.Config, o Options) (*Server, error) {
 		bundleRL:   ratelimit.New(cfg.BundleRate, cfg.BundleBurst, 0),
 		joinRL:     ratelimit.New(cfg.JoinRate, cfg.JoinBurst, 0),
 		conns:      newConnRegistry(),
+		metrics:    o.Metrics,
+		pin:        pin,
 		ln:         o.Listener,
 		ready:      make(chan struct{}),
 		shutdown:   make(chan struct{}),
 	}
+	s.instrument()
 	s.routes()
 	return s, nil
 }
@@ -240,6 +285,20 @@ func (s *Server) Run(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	stopMetrics, err := s.serveMetrics()
+	if err != nil {
+		ln.Close()
+		s.closeStore()
+		return err
+	}
+	defer stopMetrics()
+	stopTURN, err := s.startTURN()
+	if err != nil {
+		ln.Close()
+		s.closeStore()
+		return err
+	}
+	defer stopTURN()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 
@@ -308,6 +367,14 @@ func (s *Server) closeStore() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	if s.busCloser != nil {
+		if err := s.busCloser.Close(); err != nil {
+			s.log.Warn("closing the fan-out bus", "err", err)
+		}
+	}
+	if err := s.blobs.Close(); err != nil {
+		s.log.Warn("closing the blob store", "err", err)
+	}
 	if err := s.store.Close(); err != nil {
 		return fmt.Errorf("server: closing store: %w", err)
 	}
@@ -329,6 +396,7 @@ func (s *Server) expireLoop() {
 				s.log.Warn("expiring tokens and links", "err", err)
 			}
 			cancel()
+			s.expireBlobs(now)
 		}
 	}
 }
@@ -348,7 +416,7 @@ type Route struct {
 }
 
 func (s *Server) endpoints() []endpoint {
-	return []endpoint{
+	return append([]endpoint{
 		{Route{"GET", api.PathHealth, false}, s.handleHealth},
 		{Route{"POST", api.PathAccounts, false}, s.handleRegister},
 		{Route{"GET", api.PathAccount, true}, s.handleGetAccount},
@@ -365,7 +433,15 @@ func (s *Server) endpoints() []endpoint {
 		{Route{"POST", api.PathLinkJoin, false}, s.handleJoinLink},
 		{Route{"POST", api.PathLinkComplete, true}, s.handleCompleteLink},
 		{Route{"GET", api.PathLinkResult, false}, s.handleLinkResult},
-	}
+		{Route{"POST", api.PathBlobs, true}, s.handleCreateBlob},
+		{Route{"PATCH", api.PathBlob, true}, s.handleAppendBlob},
+		{Route{"GET", api.PathBlob, true}, s.handleGetBlob}, // and HEAD
+		{Route{"DELETE", api.PathBlob, true}, s.handleDeleteBlob},
+		{Route{"GET", api.PathBlobStatus, true}, s.handleBlobStatus},
+		{Route{"POST", api.PathBlobFinish, true}, s.handleFinishBlob},
+		{Route{"POST", api.PathBlobDone, true}, s.handleBlobDone},
+		{Route{"GET", api.PathTURN, true}, s.handleTURN},
+	}, s.pinEndpoints()...)
 }
 
 // Routes lists every endpoint the server serves.
@@ -386,6 +462,9 @@ func (s *Server) routes() {
 			h = s.authed(h)
 		}
 		m.Handle(e.Method+" "+e.Path, s.common(h))
+	}
+	if s.cfg.MetricsAddr == "" {
+		m.Handle("GET "+PathMetrics, s.common(s.metrics.Handler().ServeHTTP))
 	}
 	m.Handle("/", s.common(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.CodeNotFound, "There is no endpoint "+r.Method+" "+r.URL.Path+".")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -105,6 +106,8 @@ func (s *Server) deliver(conn *websocket.Conn, c caller) {
 		old.cancel(errReplaced)
 	}
 	defer s.conns.remove(ref, me)
+	s.metrics.WebSockets.Inc()
+	defer s.metrics.WebSockets.Dec()
 
 	// Subscribe before the first read of the queue, so no wake-up is lost.
 	mail, unsubMail := s.bus.Subscribe(mailKey(c.handle, c.device))
@@ -120,7 +123,7 @@ func (s *Server) deliver(conn *websocket.Conn, c caller) {
 	stopPing := make(chan struct{})
 	wg.Go(func() { s.keepalive(stopPing, conn, cancel) })
 
-	code, reason := s.deliveryLoop(ctx, conn, c, mail, devs, acks, readErr)
+	code, reason := s.deliveryLoop(ctx, conn, c, wakeups{mail, devs}, acks, readErr)
 	log.Debug("delivery connection ends", "code", code, "reason", reason)
 	close(stopPing)
 	conn.Close(code, reason)
@@ -128,56 +131,117 @@ func (s *Server) deliver(conn *websocket.Conn, c caller) {
 	wg.Wait()
 }
 
+// wakeups are the bus subscriptions of one delivery connection.
+type wakeups struct {
+	mail <-chan struct{} // the device has new mail
+	devs <-chan struct{} // the account's device list changed
+}
+
+// pollDelay is the wait before an idle connection re-reads its queue:
+// Config.PollInterval ±25%, so that connections opened together spread
+// their reads.
+func (s *Server) pollDelay() time.Duration {
+	d := s.cfg.PollInterval
+	return d - d/4 + rand.N(d/2+1)
+}
+
 // deliveryLoop sends envelopes and answers acks and wake-ups; it returns
 // the close code and reason to end the connection with.
+//
+// Besides the bus's wake-ups, an idle connection re-reads its queue every
+// Config.PollInterval: a wake-up from another node can be lost (the bus
+// restarting, a node dying between its commit and its publish), and the
+// envelope must still arrive.
 func (s *Server) deliveryLoop(ctx context.Context, conn *websocket.Conn, c caller,
-	mail, devs <-chan struct{}, acks <-chan []int64, readErr <-chan error) (websocket.StatusCode, string) {
+	wake wakeups, acks <-chan []int64, readErr <-chan error) (websocket.StatusCode, string) {
 	var (
 		lastSent int64
 		unacked  = make(map[int64]struct{})
 		caughtUp bool // the last read of the queue found nothing more
 		drained  bool // the drained frame was sent
+		polled   bool // this read of the queue is a poll, not a wake-up
 	)
-	fill := func() error {
+	defer func() { s.metrics.Unacked.Sub(float64(len(unacked))) }()
+	// The device list version this connection knows: a devices wake-up
+	// that finds the same version (a bus reconnecting wakes everyone) sends
+	// no frame.
+	var listVersion uint64
+	if l, err := s.store.DeviceList(ctx, c.handle); err == nil {
+		listVersion = l.Version
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return s.endCode(ctx, err)
+	}
+	var (
+		pollTimer *time.Timer
+		poll      <-chan time.Time // nil: never polls
+	)
+	if s.cfg.PollInterval > 0 {
+		pollTimer = time.NewTimer(s.pollDelay())
+		defer pollTimer.Stop()
+		poll = pollTimer.C
+	}
+	fill := func() (int, error) {
+		sent := 0
 		for len(unacked) < s.cfg.MaxUnacked {
 			n := min(pendingBatch, s.cfg.MaxUnacked-len(unacked))
 			envs, err := s.store.Pending(ctx, c.handle, c.device, lastSent, n)
 			if err != nil {
-				return err
+				return sent, err
 			}
 			for _, e := range envs {
-				if err := s.writeFrame(conn, api.Frame{Type: api.FrameEnvelope, Envelope: apiEnvelope(e)}); err != nil {
-					return err
+				if err := s.writeFrame(conn, deliveryFrame(e)); err != nil { // a notice or an envelope (realmtoken.go)
+					return sent, err
 				}
 				lastSent = e.Seq
 				unacked[e.Seq] = struct{}{}
+				sent++
+				s.metrics.Deliveries.Inc()
+				s.metrics.Unacked.Inc()
+				if drained {
+					s.metrics.DeliveryLatency.Observe(time.Since(e.ServerTime).Seconds())
+				}
 			}
 			if len(envs) < n {
 				caughtUp = true
 				if !drained {
 					drained = true
-					return s.writeFrame(conn, api.Frame{Type: api.FrameDrained})
+					return sent, s.writeFrame(conn, api.Frame{Type: api.FrameDrained})
 				}
-				return nil
+				return sent, nil
 			}
 		}
-		return nil
+		return sent, nil
 	}
 
 	for {
 		if !caughtUp {
-			if err := fill(); err != nil {
+			n, err := fill()
+			if polled && n > 0 {
+				s.metrics.PollFinds.Add(float64(n))
+			}
+			polled = false
+			if err != nil {
 				return s.endCode(ctx, err)
 			}
 		}
 		select {
-		case <-mail:
+		case <-wake.mail:
 			caughtUp = false
+			if pollTimer != nil { // only idle connections poll
+				pollTimer.Reset(s.pollDelay())
+			}
+		case <-poll:
+			caughtUp, polled = false, true
+			pollTimer.Reset(s.pollDelay())
 		case seqs := <-acks:
 			for _, q := range seqs {
-				delete(unacked, q)
+				if _, ok := unacked[q]; ok {
+					delete(unacked, q)
+					s.metrics.Unacked.Dec()
+					s.metrics.Acks.Inc()
+				}
 			}
-		case <-devs:
+		case <-wake.devs:
 			l, err := s.store.DeviceList(ctx, c.handle)
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return s.endCode(ctx, err)
@@ -185,6 +249,10 @@ func (s *Server) deliveryLoop(ctx context.Context, conn *websocket.Conn, c calle
 			if !hasDevice(l, c.device) {
 				return CloseDeviceRemoved, "device removed"
 			}
+			if l.Version == listVersion {
+				continue
+			}
+			listVersion = l.Version
 			if err := s.writeFrame(conn, api.Frame{Type: FrameDeviceList, Handle: c.handle}); err != nil {
 				return s.endCode(ctx, err)
 			}

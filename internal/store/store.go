@@ -1,7 +1,7 @@
 // Package store is the storage contract of parleyd: accounts, device lists,
-// prekeys, auth tokens, link sessions and the durable per-device queues.
-// Each backend lives in its own package (sqlitestore; pgstore later) and
-// passes the one conformance suite in storetest.
+// prekeys, auth challenges and tokens, link sessions and the durable
+// per-device queues. Each backend lives in its own package (sqlitestore,
+// pgstore) and passes the one conformance suite in storetest.
 //
 // The store holds only what the server must know: public keys, signed
 // device lists, and envelopes whose contents are end-to-end encrypted.
@@ -193,6 +193,17 @@ type Store interface {
 	// (unknown, expired, or the device was removed).
 	TokenDevice(ctx context.Context, tokenHash []byte) (handle string, device uint32, err error)
 
+	// PutChallenge stores an auth challenge issued to a device, so that the
+	// token request that answers it may reach any node (the same challenge
+	// again: replaced). ErrNotFound if the device is not current. A
+	// challenge goes with its device when the device is removed.
+	PutChallenge(ctx context.Context, challenge []byte, handle string, device uint32, expires time.Time) error
+	// TakeChallenge deletes a challenge and returns what it was issued to:
+	// a challenge is used once, whatever the caller then decides. It is
+	// ErrNotFound if unknown, already taken or expired (now >= expires).
+	// The caller checks that handle and device are the ones signing in.
+	TakeChallenge(ctx context.Context, challenge []byte) (handle string, device uint32, expires time.Time, err error)
+
 	// Enqueue stores one message's envelopes atomically (all or none); all
 	// share Sender, SenderDevice and MessageID. If that triple was stored
 	// before (remembered for at least DedupWindow, even after delivery),
@@ -231,8 +242,9 @@ type Store interface {
 	// ErrNotFound.
 	FetchLinkResult(ctx context.Context, id string) (Link, error)
 
-	// Expire deletes tokens and link sessions with expires <= now, and
-	// forgets message ids stored more than DedupWindow before now.
+	// Expire deletes tokens, challenges and link sessions with
+	// expires <= now, and forgets message ids stored more than DedupWindow
+	// before now.
 	Expire(ctx context.Context, now time.Time) error
 	// Close releases the store.
 	Close() error

@@ -80,9 +80,9 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 	return a, nil
 }
 
-// nonce is the STREAM nonce of one chunk.
-func nonce(chunk int64, last bool) [NonceSize]byte {
-	var n [NonceSize]byte
+// setNonce writes the STREAM nonce of one chunk into n.
+func setNonce(n *[NonceSize]byte, chunk int64, last bool) {
+	*n = [NonceSize]byte{}
 	c := uint64(chunk)
 	for i := counterSize - 1; i >= 0 && c > 0; i-- {
 		n[i] = byte(c)
@@ -91,7 +91,6 @@ func nonce(chunk int64, last bool) [NonceSize]byte {
 	if last {
 		n[NonceSize-1] = lastChunkFlag
 	}
-	return n
 }
 
 // EncryptedSize returns the ciphertext size of a plaintext of n bytes:
@@ -146,7 +145,9 @@ type Writer struct {
 	dst    io.Writer
 	buf    []byte // plaintext of the current chunk; capacity EncryptedChunkSize
 	chunk  int64  // index of the current chunk
-	err    error  // sticky
+	nonce  [NonceSize]byte
+	peek   [1]byte
+	err    error // sticky
 	closed bool
 }
 
@@ -200,8 +201,7 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 		if len(w.buf) == ChunkSize {
 			// Only seal once it is certain more plaintext follows: peek
 			// one byte into the spare capacity.
-			var one [1]byte
-			n, err := io.ReadFull(r, one[:])
+			n, err := io.ReadFull(r, w.peek[:])
 			if n == 0 {
 				if err == io.EOF || err == io.ErrUnexpectedEOF {
 					return total, nil
@@ -211,7 +211,7 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 			if err := w.flush(false); err != nil {
 				return total, err
 			}
-			w.buf = append(w.buf, one[0])
+			w.buf = append(w.buf, w.peek[0])
 			total++
 		}
 		n, err := r.Read(w.buf[len(w.buf):ChunkSize])
@@ -245,8 +245,8 @@ func (w *Writer) flush(last bool) error {
 		w.err = fmt.Errorf("%w: more than 2^40 chunks", ErrSize)
 		return w.err
 	}
-	n := nonce(w.chunk, last)
-	ct := w.aead.Seal(w.buf[:0], n[:], w.buf, nil)
+	setNonce(&w.nonce, w.chunk, last)
+	ct := w.aead.Seal(w.buf[:0], w.nonce[:], w.buf, nil)
 	if _, err := w.dst.Write(ct); err != nil {
 		w.err = fmt.Errorf("stream: writing chunk %d: %w", w.chunk, err)
 		return w.err
@@ -268,8 +268,9 @@ type Reader struct {
 	out    []byte // decrypted chunk; capacity ChunkSize
 	unread []byte // the part of out not yet returned
 	chunk  int64  // index of the next chunk to decrypt
-	done   bool   // the final chunk was decrypted
-	err    error  // sticky; returned once unread is drained
+	nonce  [NonceSize]byte
+	done   bool  // the final chunk was decrypted
+	err    error // sticky; returned once unread is drained
 }
 
 // NewReader returns a Reader of the whole ciphertext src under key.
@@ -367,10 +368,9 @@ func (r *Reader) final(ct []byte) error {
 		return nil
 	}
 	// A full chunk that authenticates as non-final: the stream was cut at
-	// a chunk boundary. Report it as such, but release nothing (the caller
-	// gets no plaintext that cannot be complete).
+	// a chunk boundary. The chunk's plaintext is released (it is
+	// authentic), then the error.
 	if len(ct) == EncryptedChunkSize && r.open(ct, false) {
-		r.unread = nil
 		return fmt.Errorf("%w (ends after chunk %d)", ErrTruncated, r.chunk)
 	}
 	return fmt.Errorf("%w (chunk %d)", ErrAuth, r.chunk)
@@ -381,8 +381,8 @@ func (r *Reader) open(ct []byte, last bool) bool {
 	if len(ct) < Overhead {
 		return false
 	}
-	n := nonce(r.chunk, last)
-	pt, err := r.aead.Open(r.out[:0], n[:], ct, nil)
+	setNonce(&r.nonce, r.chunk, last)
+	pt, err := r.aead.Open(r.out[:0], r.nonce[:], ct, nil)
 	if err != nil {
 		return false
 	}

@@ -199,6 +199,7 @@ func deleteDevice(ctx context.Context, tx *txn, h string, id uint32) error {
 	for _, q := range []string{
 		`DELETE FROM prekeys WHERE handle = ? AND device = ?`,
 		`DELETE FROM tokens WHERE handle = ? AND device = ?`,
+		`DELETE FROM challenges WHERE handle = ? AND device = ?`,
 		`DELETE FROM envelopes WHERE recipient = ? AND recipient_device = ?`,
 		`DELETE FROM devices WHERE handle = ? AND id = ?`,
 	} {
@@ -262,11 +263,15 @@ func (db *DB) TokenDevice(ctx context.Context, tokenHash []byte) (string, uint32
 // that senders get the writer in between.
 const expireBatch = 1000
 
-// Expire implements store.Store.
+// Expire implements store.Store: tokens, challenges and links first, then
+// message ids in batches.
 func (db *DB) Expire(ctx context.Context, now time.Time) error {
 	t := micros(now)
 	err := db.write(ctx, func(tx *txn) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE expires <= ?`, t); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM challenges WHERE expires <= ?`, t); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM links WHERE expires <= ?`, t)

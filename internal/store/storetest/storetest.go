@@ -1,6 +1,6 @@
 // Package storetest is the conformance suite of store.Store: one body of
-// tests that every backend runs unchanged (sqlitestore now, pgstore
-// later). A backend's test calls
+// tests that every backend runs unchanged (sqlitestore, pgstore). A
+// backend's test calls
 //
 //	storetest.Run(t, func(t *testing.T) store.Store { ... })
 //
@@ -72,6 +72,10 @@ func RunOptions(t *testing.T, open func(t *testing.T) store.Store, o Options) {
 		{"Token/Resolve", s.testTokenResolve},
 		{"Token/Expired", s.testTokenExpired},
 		{"Token/NotFound", s.testTokenNotFound},
+		{"Challenge/PutAndTake", s.testChallengePutAndTake},
+		{"Challenge/Expired", s.testChallengeExpired},
+		{"Challenge/NotFound", s.testChallengeNotFound},
+		{"Challenge/ConcurrentTake", s.testChallengeConcurrentTake},
 		{"Queue/EnqueueAndPending", s.testEnqueueAndPending},
 		{"Queue/Order", s.testQueueOrder},
 		{"Queue/Duplicate", s.testEnqueueDuplicate},
@@ -90,6 +94,7 @@ func RunOptions(t *testing.T, open func(t *testing.T) store.Store, o Options) {
 		{"Link/ConcurrentFetch", s.testLinkConcurrentFetch},
 		{"Expire/TokensAndLinks", s.testExpireTokensAndLinks},
 		{"Expire/Dedup", s.testExpireDedup},
+		{"Expire/Challenges", s.testExpireChallenges},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, tc.fn)
@@ -812,6 +817,103 @@ func (s *suite) testTokenNotFound(t *testing.T) {
 	wantErr(t, "PutToken unknown account", e.s.PutToken(e.ctx, random(32), "nobody", 1, e.now.Add(time.Hour)), store.ErrNotFound)
 }
 
+// Challenges.
+
+func (s *suite) testChallengePutAndTake(t *testing.T) {
+	e := s.env(t)
+	e.account("alice", 1, 2)
+	c1, c2 := random(32), random(32)
+	exp := e.now.Add(time.Minute)
+	noErr(t, "PutChallenge", e.s.PutChallenge(e.ctx, c1, "ALICE", 2, exp))
+	noErr(t, "PutChallenge", e.s.PutChallenge(e.ctx, c2, "alice", 1, exp.Add(time.Second)))
+	h, d, got, err := e.s.TakeChallenge(e.ctx, c1)
+	noErr(t, "TakeChallenge", err)
+	if h != "alice" || d != 2 || !got.Equal(exp) || got.Location() != time.UTC {
+		t.Fatalf("TakeChallenge = %q, %d, %v; want alice, 2, %v (UTC)", h, d, got, exp)
+	}
+	// Single use.
+	_, _, _, err = e.s.TakeChallenge(e.ctx, c1)
+	wantErr(t, "TakeChallenge twice", err, store.ErrNotFound)
+	// The other challenge is untouched by taking the first.
+	h, d, _, err = e.s.TakeChallenge(e.ctx, c2)
+	noErr(t, "TakeChallenge other", err)
+	if h != "alice" || d != 1 {
+		t.Fatalf("TakeChallenge = %q, %d; want alice, 1", h, d)
+	}
+	// The same challenge again replaces the stored one.
+	noErr(t, "PutChallenge", e.s.PutChallenge(e.ctx, c1, "alice", 1, exp))
+	noErr(t, "PutChallenge again", e.s.PutChallenge(e.ctx, c1, "alice", 2, exp))
+	_, d, _, err = e.s.TakeChallenge(e.ctx, c1)
+	noErr(t, "TakeChallenge", err)
+	if d != 2 {
+		t.Fatalf("TakeChallenge device %d after replacing, want 2", d)
+	}
+}
+
+// testChallengeExpired checks that an expired challenge is not handed out,
+// and is used up all the same.
+func (s *suite) testChallengeExpired(t *testing.T) {
+	e := s.env(t)
+	e.account("alice", 1)
+	c := random(32)
+	noErr(t, "PutChallenge", e.s.PutChallenge(e.ctx, c, "alice", 1, time.Now().Add(-time.Second)))
+	_, _, _, err := e.s.TakeChallenge(e.ctx, c)
+	wantErr(t, "TakeChallenge expired", err, store.ErrNotFound)
+	_, _, _, err = e.s.TakeChallenge(e.ctx, c)
+	wantErr(t, "TakeChallenge expired, twice", err, store.ErrNotFound)
+}
+
+// testChallengeNotFound covers unknown challenges and devices, and a
+// device's challenges going with it.
+func (s *suite) testChallengeNotFound(t *testing.T) {
+	e := s.env(t)
+	_, l := e.account("alice", 1, 2)
+	_, _, _, err := e.s.TakeChallenge(e.ctx, random(32))
+	wantErr(t, "TakeChallenge unknown", err, store.ErrNotFound)
+	exp := e.now.Add(time.Minute)
+	wantErr(t, "PutChallenge unknown device", e.s.PutChallenge(e.ctx, random(32), "alice", 9, exp), store.ErrNotFound)
+	wantErr(t, "PutChallenge unknown account", e.s.PutChallenge(e.ctx, random(32), "nobody", 1, exp), store.ErrNotFound)
+	c1, c2 := random(32), random(32)
+	noErr(t, "PutChallenge", e.s.PutChallenge(e.ctx, c1, "alice", 1, exp))
+	noErr(t, "PutChallenge", e.s.PutChallenge(e.ctx, c2, "alice", 2, exp))
+	_, err = e.s.ReplaceDeviceList(e.ctx, "alice", store.DeviceList{Signed: random(10), Version: 2, Devices: l.Devices[:1]})
+	noErr(t, "ReplaceDeviceList", err)
+	_, _, _, err = e.s.TakeChallenge(e.ctx, c2)
+	wantErr(t, "TakeChallenge of a removed device", err, store.ErrNotFound)
+	_, d, _, err := e.s.TakeChallenge(e.ctx, c1)
+	noErr(t, "TakeChallenge of the kept device", err)
+	if d != 1 {
+		t.Fatalf("TakeChallenge device %d, want 1", d)
+	}
+}
+
+// testChallengeConcurrentTake has several token requests race for one
+// challenge: exactly one gets it.
+func (s *suite) testChallengeConcurrentTake(t *testing.T) {
+	e := s.env(t)
+	e.account("alice", 1)
+	c := random(32)
+	noErr(t, "PutChallenge", e.s.PutChallenge(e.ctx, c, "alice", 1, e.now.Add(time.Minute)))
+	const n = 10
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { _, _, _, errs[i] = e.s.TakeChallenge(e.ctx, c) })
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		if err == nil {
+			ok++
+		} else if !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("TakeChallenge: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d takers got the challenge, want 1", ok)
+	}
+}
+
 // Queues.
 
 func (s *suite) testEnqueueAndPending(t *testing.T) {
@@ -1333,6 +1435,21 @@ func (s *suite) testExpireTokensAndLinks(t *testing.T) {
 	noErr(t, "Link kept by Expire", err)
 	// The deleted link's id is free again.
 	noErr(t, "CreateLink reusing an expired id", e.s.CreateLink(e.ctx, l1))
+}
+
+func (s *suite) testExpireChallenges(t *testing.T) {
+	e := s.env(t)
+	e.account("alice", 1)
+	now := time.Now()
+	short, long := random(32), random(32)
+	noErr(t, "PutChallenge", e.s.PutChallenge(e.ctx, short, "alice", 1, now.Add(time.Minute)))
+	noErr(t, "PutChallenge", e.s.PutChallenge(e.ctx, long, "alice", 1, now.Add(time.Hour)))
+	// Expire as if ten minutes had passed: the one-minute challenge goes.
+	noErr(t, "Expire", e.s.Expire(e.ctx, now.Add(10*time.Minute)))
+	_, _, _, err := e.s.TakeChallenge(e.ctx, short)
+	wantErr(t, "TakeChallenge of an expired-and-deleted challenge", err, store.ErrNotFound)
+	_, _, _, err = e.s.TakeChallenge(e.ctx, long)
+	noErr(t, "TakeChallenge of a live challenge", err)
 }
 
 func (s *suite) testExpireDedup(t *testing.T) {
