@@ -60,8 +60,8 @@ type command struct {
 // cycle (help refers to the list).
 func commandList() []*command {
 	return []*command{
-		{name: "register", args: "[--name NAME] HANDLE", summary: "create an account with this device as its first",
-			detail: "Flags:\n  --name NAME   this device's name in the device list (default: parley on HOSTNAME)",
+		{name: "register", args: "[--name NAME] [--pin-stdin] HANDLE", summary: "create an account with this device as its first",
+			detail: "Flags:\n  --name NAME   this device's name in the device list (default: parley on HOSTNAME)\n  --pin-stdin   then set a PIN (see 'parley help pin') read from standard input;\n                in a terminal, register offers to set one",
 			run:    cmdRegister},
 		{name: "send", args: "HANDLE TEXT...", summary: "send a message (TEXT from stdin if omitted)",
 			detail: "Flags go before HANDLE; everything after HANDLE is the message.\nExits 0 once the server has committed the message.",
@@ -83,7 +83,15 @@ func commandList() []*command {
 			run: cmdVerify},
 		{name: "typing", args: "HANDLE [--stop]", summary: "send a typing indicator", detail: "Flags:\n  --stop   say you stopped typing",
 			run: cmdTyping},
-		{name: "settings", args: "[read-receipts on|off]", summary: "show or change settings", run: cmdSettings},
+		{name: "call", args: "HANDLE [--video] [--audio-in FILE.ogg] [--video-in FILE.ivf] [--record DIR] [--for DURATION] [--relay-only]",
+			summary: "make a voice or video call", detail: callDetail, run: cmdCall},
+		{name: "answer", args: "[--wait DURATION] [--record DIR] [--for DURATION] [--relay-only]",
+			summary: "wait for a call and answer it", detail: answerDetail, run: cmdAnswer},
+		{name: "settings", args: "[read-receipts on|off | relay-only on|off]", summary: "show or change settings", run: cmdSettings},
+		{name: "pin", args: "set | change | remove | status [--pin-stdin] [--accept-realms] [--realm-keys K1,...]", summary: "manage the PIN backup of this account",
+			detail: pinDetail, run: cmdPin},
+		{name: "restore", args: "[--pin-stdin] [--realm-keys K1,K2,...] [--name NAME] HANDLE", summary: "restore an account on this new device from its PIN backup",
+			detail: restoreDetail, run: cmdRestore},
 		{name: "version", summary: "print the version", run: cmdVersion},
 		{name: "help", args: "[COMMAND]", summary: "show help", run: cmdHelp},
 	}

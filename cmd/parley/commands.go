@@ -67,6 +67,7 @@ func defaultDeviceName() string {
 func cmdRegister(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("register")
 	name := fs.String("name", "", "device `NAME` (default: parley on HOSTNAME)")
+	pinStdin := fs.Bool("pin-stdin", false, "set a PIN read from standard input (pin.go)")
 	pos, err := parse(fs, "register", args, -1)
 	if err != nil {
 		return err
@@ -86,8 +87,11 @@ func cmdRegister(ctx context.Context, a *app, args []string) error {
 	if err := c.Register(ctx, handle); err != nil {
 		return err
 	}
-	return a.result(jsonResult{Command: "register", Handle: c.Handle(), Device: c.DeviceID()},
-		"Registered @%s; this is device %d.", c.Handle(), c.DeviceID())
+	if err := a.result(jsonResult{Command: "register", Handle: c.Handle(), Device: c.DeviceID()},
+		"Registered @%s; this is device %d.", c.Handle(), c.DeviceID()); err != nil {
+		return err
+	}
+	return a.offerPIN(ctx, c, *pinStdin)
 }
 
 func cmdSend(ctx context.Context, a *app, args []string) error {
@@ -193,6 +197,9 @@ func (a *app) printEvent(e client.Event) {
 	if e.Type == "key_changed" {
 		a.warn("the safety number with @%s has changed: compare it with 'parley verify %s'", e.Peer, e.Peer)
 	}
+	if s := describePINEvent(e); s != "" {
+		a.warn("%s", s)
+	}
 	if a.json {
 		a.printJSON(toJSONEvent(e))
 		return
@@ -208,6 +215,8 @@ func (a *app) printEvent(e client.Event) {
 		a.warn("ignored a message from @%s that was delivered twice (%s)", e.Peer, e.Detail)
 	case "disconnected":
 		a.warn("lost the connection to the server (%s); reconnecting", e.Detail)
+	case "call", "missed_call":
+		a.printCallSignal(e)
 	}
 }
 
@@ -670,11 +679,11 @@ func cmdSettings(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 && pos[0] != "read-receipts" {
-		return usagef("settings", "unknown setting %q (known: read-receipts)", pos[0])
+	if len(pos) > 0 && pos[0] != "read-receipts" && pos[0] != "relay-only" {
+		return usagef("settings", "unknown setting %q (known: read-receipts, relay-only)", pos[0])
 	}
 	if len(pos) > 2 {
-		return usagef("settings", "settings read-receipts takes on or off")
+		return usagef("settings", "settings %s takes on or off", pos[0])
 	}
 	var set *bool
 	if len(pos) == 2 {
@@ -684,7 +693,7 @@ func cmdSettings(ctx context.Context, a *app, args []string) error {
 			on = true
 		case "off", "false", "no":
 		default:
-			return usagef("settings", "read-receipts must be on or off, not %q", pos[1])
+			return usagef("settings", "%s must be on or off, not %q", pos[0], pos[1])
 		}
 		set = &on
 	}
@@ -693,19 +702,27 @@ func cmdSettings(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer c.Close()
+	if set != nil && pos[0] == "relay-only" {
+		if err := c.SetRelayOnly(ctx, *set); err != nil {
+			return err
+		}
+		return a.result(jsonResult{Command: "settings", RelayOnly: set}, "Relay-only calls are now %s.", onOff(*set))
+	}
 	if set != nil {
 		if err := c.SetReadReceipts(ctx, *set); err != nil {
 			return err
 		}
 		return a.result(jsonResult{Command: "settings", ReadReceipts: set}, "Read receipts are now %s.", onOff(*set))
 	}
-	on := c.ReadReceipts()
+	on, relay := c.ReadReceipts(), c.RelayOnly()
 	if a.json {
 		return a.printJSON(struct {
 			ReadReceipts bool `json:"read_receipts"`
-		}{on})
+			RelayOnly    bool `json:"relay_only"`
+		}{on, relay})
 	}
 	a.println("read-receipts: %s", onOff(on))
+	a.println("relay-only: %s", onOff(relay))
 	return nil
 }
 

@@ -48,6 +48,8 @@ func startServer(env *testscript.Env) error {
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir = filepath.Join(env.WorkDir, ".parleyd")
 	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.TURNUDPAddr, cfg.TURNTCPAddr = "127.0.0.1:0", "127.0.0.1:0" // calls (call.txtar)
+	cfg.TURNAllowLoopback = true
 	logFile, err := os.Create(filepath.Join(env.WorkDir, ".parleyd.log"))
 	if err != nil {
 		return err

@@ -67,6 +67,9 @@ func toJSONEvent(e client.Event) any {
 	if e.Type == "message" && e.Message != nil {
 		return toJSONMessage(*e.Message)
 	}
+	if j, ok := callJSON(e); ok {
+		return j
+	}
 	j := jsonEvent{Type: e.Type, Peer: e.Peer, Device: e.Device, Refs: e.Refs, Detail: e.Detail}
 	if e.Type == "typing" {
 		typing := e.Typing
@@ -116,6 +119,7 @@ type jsonResult struct {
 	Device       uint32 `json:"device,omitempty"`
 	Typing       *bool  `json:"typing,omitempty"`
 	ReadReceipts *bool  `json:"read_receipts,omitempty"`
+	RelayOnly    *bool  `json:"relay_only,omitempty"`
 }
 
 // writeJSON writes v as one line. The writer is the process's stdout,

@@ -174,6 +174,11 @@ type SendRequest struct {
 	MessageID string             `json:"message_id"` // 32 lower-case hex digits, chosen by the client
 	To        string             `json:"to"`
 	Envelopes []OutgoingEnvelope `json:"envelopes"`
+	// ExpiresAt (Unix ms, optional) is when the server drops the envelopes
+	// of a vanishing message that were not fetched by then: the sender
+	// declares it, since the server cannot read the timer. 0: kept until
+	// fetched.
+	ExpiresAt int64 `json:"expires_at,omitempty"`
 }
 
 // OutgoingEnvelope is the ciphertext for one device.

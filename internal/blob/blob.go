@@ -180,8 +180,10 @@ type Store interface {
 	// Finish checks that all Size bytes arrived (else ErrIncomplete) and
 	// hash to f.SHA256 (else ErrHash, and the upload stays open), makes the
 	// data durable, and records the recipients and the expiry. Finishing a
-	// finished blob again with the same hash and recipients succeeds (a
-	// retry); with others it is ErrComplete.
+	// finished blob again with the same hash succeeds (a retry) and adds
+	// the recipients not named before (a device that appeared meanwhile);
+	// it never removes one, and keeps the expiry. With another hash it is
+	// ErrComplete.
 	Finish(ctx context.Context, id string, f Finish) (Info, error)
 
 	// Open returns the data of a finished blob from offset (0 <= offset <=

@@ -463,7 +463,10 @@ func (c *Call) onSignal(s Signal) bool {
 			return true
 		case content.CallDecline:
 			if st == stateCalling && forMe {
-				c.end(ReasonDeclined, nil, true)
+				// No hang-up: the other callee devices stop ringing on the
+				// decline's copy, and a hang-up for every device would
+				// count as missed there.
+				c.end(ReasonDeclined, nil, false)
 			}
 		case content.CallBusy:
 			if st == stateCalling && forMe {
@@ -776,7 +779,13 @@ func (c *Call) end(reason string, err error, notify bool) {
 		return
 	}
 	if notify {
-		c.signal(&content.Call{Type: content.CallHangup, Device: c.remoteDevice})
+		// Device 0 before an answer (every callee device stops ringing and
+		// counts a missed call); the offered media tell them what it was.
+		media := content.MediaAudio
+		if c.media.Video {
+			media |= content.MediaVideo
+		}
+		c.signal(&content.Call{Type: content.CallHangup, Device: c.remoteDevice, Media: media})
 	}
 	c.setState(stateEnded)
 	c.closePeer()

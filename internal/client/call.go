@@ -93,6 +93,30 @@ func (c *Client) SendCall(ctx context.Context, handle string, call *content.Call
 	return nil
 }
 
+const settingRelayOnly = "relay_only"
+
+// RelayOnly reports whether this device's calls use the TURN relay only
+// (off by default): the other party then never learns the device's IP
+// addresses, at the cost of a detour through the server.
+func (c *Client) RelayOnly() bool {
+	on := false
+	_ = c.db.View(context.Background(), func(tx *clientdb.Tx) error {
+		v, err := tx.Setting(settingRelayOnly, "off")
+		on = v == "on"
+		return err
+	})
+	return on
+}
+
+// SetRelayOnly turns relay-only calls on or off for this device.
+func (c *Client) SetRelayOnly(ctx context.Context, on bool) error {
+	v := "off"
+	if on {
+		v = "on"
+	}
+	return c.db.Update(ctx, func(tx *clientdb.Tx) error { return tx.PutSetting(settingRelayOnly, v) })
+}
+
 // maxRings bounds the calls remembered for missed-call entries.
 const maxRings = 64
 
@@ -138,13 +162,14 @@ func (r *rings) handled(id [16]byte) {
 	}
 }
 
-// end forgets a call and returns it if it rang and nobody here took it.
-func (r *rings) end(id [16]byte) *ring {
+// end forgets a call; it returns the call if it rang and no device of
+// this account took or declined it, and whether it was known at all.
+func (r *rings) end(id [16]byte) (*ring, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	g, ok := r.calls[id]
 	if !ok {
-		return nil
+		return nil, false
 	}
 	delete(r.calls, id)
 	for i, o := range r.order {
@@ -154,9 +179,9 @@ func (r *rings) end(id [16]byte) *ring {
 		}
 	}
 	if g.handled {
-		return nil
+		return nil, true
 	}
-	return g
+	return g, true
 }
 
 // onCall turns a received call signal into events, inside the receive
@@ -187,7 +212,15 @@ func (c *Client) onCall(tx *clientdb.Tx, own bool, from, peer, state string, env
 	case !own && call.Type == content.CallAnsweredElsewhere:
 		c.rings.handled(call.ID)
 	case !own && call.Type == content.CallHangup:
-		if g := c.rings.end(call.ID); g != nil {
+		// A hang-up for every device (device 0) ends a call nobody took:
+		// the caller gave up, or a callee device was busy. A device that
+		// did not see the offer (another process read it) still records
+		// the miss, from what the hang-up says.
+		g, known := c.rings.end(call.ID)
+		if !known && call.Device == 0 {
+			g = &ring{peer: peer, device: env.SenderDevice, media: call.Media, sentAt: sig.SentAt}
+		}
+		if g != nil && call.Device == 0 {
 			ev, err := missedCall(tx, call.ID, g)
 			if err != nil {
 				return nil, err

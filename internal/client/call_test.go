@@ -87,15 +87,37 @@ func TestCallSignals(t *testing.T) {
 	syncAll(t, bob2)
 	bob2.SendCall(ctx, "alice", &content.Call{ID: call3, Type: content.CallDecline})
 	alice.SendCall(ctx, "bob", &content.Call{ID: call3, Type: content.CallHangup})
+	syncAll(t, bob2)
 	if evs := syncAll(t, bob); len(only(evs, EventMissedCall)) != 0 {
 		t.Fatalf("bob: a declined call is missed: %s", describe(evs))
 	}
 	wantStrings(t, "bob's history", historyTexts(t, bob, "alice"), "<Missed video call")
 
+	// Call 4: bob2 reads the offer in one process and the hang-up in the
+	// next: the hang-up alone (device 0, with the offered media) records
+	// the miss.
+	call4 := [16]byte{4}
+	alice.SendCall(ctx, "bob", &content.Call{ID: call4, Type: content.CallOffer, Media: content.MediaAudio | content.MediaVideo, SDP: "v=0"})
+	syncAll(t, bob2)
+	home := bob2.o.Home
+	bob2.Close()
+	bob2 = openClient(t, srv.URL, home, "bob-2")
+	alice.SendCall(ctx, "bob", &content.Call{ID: call4, Type: content.CallHangup, Media: content.MediaAudio | content.MediaVideo})
+	if missed := only(syncAll(t, bob2), EventMissedCall); len(missed) != 1 || missed[0].Message.Text != "Missed video call" {
+		t.Fatalf("bob2 after a restart: %s", describe(missed))
+	}
+	// A hang-up for one device (the call was taken) is no miss.
+	call5 := [16]byte{5}
+	alice.SendCall(ctx, "bob", &content.Call{ID: call5, Type: content.CallHangup, Device: bob.DeviceID()})
+	if missed := only(syncAll(t, bob2), EventMissedCall); len(missed) != 0 {
+		t.Fatalf("a hang-up for another device is a miss: %s", describe(missed))
+	}
+	syncAll(t, bob)
+
 	// Strangers cannot ring; blocked handles cannot be called.
 	carol := register(t, srv.URL, "carol")
 	carol.AddContact(ctx, "bob")
-	if err := carol.SendCall(ctx, "bob", &content.Call{ID: [16]byte{4}, Type: content.CallOffer, SDP: "v=0"}); err != nil {
+	if err := carol.SendCall(ctx, "bob", &content.Call{ID: [16]byte{6}, Type: content.CallOffer, SDP: "v=0"}); err != nil {
 		t.Fatal(err)
 	}
 	if evs := syncAll(t, bob); len(only(evs, EventCall)) != 0 {
@@ -104,7 +126,7 @@ func TestCallSignals(t *testing.T) {
 	if err := bob.Block(ctx, "carol"); err != nil {
 		t.Fatal(err)
 	}
-	if err := bob.SendCall(ctx, "carol", &content.Call{ID: [16]byte{5}, Type: content.CallOffer}); !errors.Is(err, ErrBlocked) {
+	if err := bob.SendCall(ctx, "carol", &content.Call{ID: [16]byte{7}, Type: content.CallOffer}); !errors.Is(err, ErrBlocked) {
 		t.Fatalf("calling a blocked handle: %v", err)
 	}
 	if err := bob.SendCall(ctx, "bob", &content.Call{Type: content.CallOffer}); !errors.Is(err, ErrSelf) {

@@ -39,6 +39,9 @@ type Options struct {
 	Logger     *slog.Logger // nil discards logs
 	DeviceName string       // name in the device list for Register and Link; "" uses the host name
 	HTTPClient *http.Client // nil uses a default client
+	// MinTimer lowers the shortest vanishing timer SetTimer accepts
+	// (default MinTimer, 30s); for tests only.
+	MinTimer time.Duration
 }
 
 // Client is one device's view of its account.
@@ -111,6 +114,8 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	}
 	// Forget dedupe records older than anything the server may redeliver.
 	_ = db.Update(ctx, func(tx *clientdb.Tx) error { return tx.PruneSeen(time.Now().Add(-seenRetention)) })
+	// Delete the vanishing messages whose time is up (vanish.go).
+	c.sweepQuietly(ctx)
 	return c, nil
 }
 

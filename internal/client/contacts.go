@@ -44,6 +44,9 @@ func (c *Client) History(ctx context.Context, peer string, limit int) ([]Message
 	for i, r := range rows {
 		out[i] = messageFromRow(r)
 	}
+	if err := c.addAttachments(ctx, rows, out); err != nil { // files.go
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -91,6 +94,9 @@ func (c *Client) MarkRead(ctx context.Context, peer string) error {
 			return err
 		}
 		if _, err := tx.RaiseStatus(h, false, ids, clientdb.StatusRead); err != nil {
+			return err
+		}
+		if err := startExpiry(tx, h, ids); err != nil { // vanish.go
 			return err
 		}
 		st, err := tx.ContactState(h)

@@ -69,6 +69,11 @@ type PINOptions struct {
 	// AcceptRealms accepts a realm set that differs from the pinned one
 	// (and pins it). Without it such a set is ErrRealmsChanged.
 	AcceptRealms bool
+	// ExpectKeys, if set, are the realms' public keys, in order, as their
+	// operators publish them: the server's realm set must have exactly
+	// these, whatever is pinned. A restore into a fresh home has nothing
+	// pinned; this is how it avoids trusting the server's word.
+	ExpectKeys [][]byte
 	// Params are the Argon2id parameters for a new registration; zero
 	// means pinbackup.DefaultParams.
 	Params pinbackup.Params
@@ -78,6 +83,9 @@ type PINOptions struct {
 // pinned one. errors.Is(err, ErrRealmsChanged) holds.
 type RealmsChangedError struct {
 	Pinned, Offered RealmSet
+	// Expected: Pinned holds the keys of PINOptions.ExpectKeys (no URLs),
+	// not the set pinned on this device.
+	Expected bool
 }
 
 func (e *RealmsChangedError) Error() string {
@@ -201,10 +209,17 @@ func (c *Client) realmSet(ctx context.Context, o PINOptions) (RealmSet, error) {
 	if err != nil {
 		return RealmSet{}, err
 	}
+	if len(o.ExpectKeys) > 0 && !slices.EqualFunc(o.ExpectKeys, offered.Realms, func(k []byte, r Realm) bool { return bytes.Equal(k, r.PublicKey) }) {
+		want := RealmSet{Threshold: offered.Threshold}
+		for _, k := range o.ExpectKeys {
+			want.Realms = append(want.Realms, Realm{PublicKey: k})
+		}
+		return RealmSet{}, &RealmsChangedError{Pinned: want, Offered: offered, Expected: true}
+	}
 	if len(pinned.Realms) > 0 && pinned.equal(offered) {
 		return pinned, nil
 	}
-	if len(pinned.Realms) > 0 && !o.AcceptRealms {
+	if len(pinned.Realms) > 0 && !o.AcceptRealms && len(o.ExpectKeys) == 0 {
 		return RealmSet{}, &RealmsChangedError{Pinned: pinned, Offered: offered}
 	}
 	b, err := json.Marshal(offered)

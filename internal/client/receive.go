@@ -41,6 +41,7 @@ func (c *Client) Sync(ctx context.Context, wait time.Duration, fn func(Event)) e
 	}
 	c.listen(1)
 	defer c.listen(-1)
+	defer c.startSweeper(ctx)() // vanish.go
 	return c.stream(ctx, fn, false, wait)
 }
 
@@ -57,6 +58,7 @@ func (c *Client) Run(ctx context.Context, fn func(Event)) error {
 	}
 	c.listen(1)
 	defer c.listen(-1)
+	defer c.startSweeper(ctx)() // vanish.go
 	failures := 0
 	for {
 		connected := false
@@ -538,10 +540,14 @@ func (c *Client) fromPeer(tx *clientdb.Tx, sender, state string, env *api.Envelo
 		m := &clientdb.Message{
 			ID: env.MessageID, Peer: sender, Sender: sender, Device: env.SenderDevice,
 			SentAt: time.UnixMilli(ct.SentAt), ReceivedAt: time.Now(), Text: ct.Text,
-			Status: clientdb.StatusReceived, Request: state != clientdb.StateContact,
+			Status: clientdb.StatusReceived, Request: state != clientdb.StateContact, Timer: ct.Timer,
 		}
 		ins, err := tx.InsertMessage(m)
 		if err != nil || !ins {
+			return nil, err
+		}
+		att, err := putAttachment(tx, m, ct.Attachment) // files.go
+		if err != nil {
 			return nil, err
 		}
 		if state == clientdb.StateContact {
@@ -550,7 +556,10 @@ func (c *Client) fromPeer(tx *clientdb.Tx, sender, state string, env *api.Envelo
 			}
 		}
 		msg := messageFromRow(m)
+		msg.Attachment = att
 		return []Event{{Type: EventMessage, Message: &msg, Peer: sender, Device: env.SenderDevice}}, nil
+	case content.KindTimer: // vanish.go
+		return c.onTimer(tx, false, sender, sender, state, env, ct)
 	case content.KindDelivered, content.KindRead:
 		status, typ := clientdb.StatusDelivered, EventDelivered
 		if ct.Kind == content.KindRead {
@@ -586,13 +595,25 @@ func (c *Client) fromOwnDevice(tx *clientdb.Tx, me self, env *api.Envelope, ct *
 			ID: env.MessageID, Peer: conv, Sender: me.handle, Device: env.SenderDevice,
 			SentAt: time.UnixMilli(ct.SentAt), ReceivedAt: time.Now(), Text: ct.Text,
 			Outgoing: true, Status: clientdb.StatusSent,
+			Timer: ct.Timer, ExpiresAt: expiryOf(time.UnixMilli(ct.SentAt), ct.Timer), // vanish.go: from sending
 		}
 		ins, err := tx.InsertMessage(m)
 		if err != nil || !ins {
 			return nil, err
 		}
+		att, err := putAttachment(tx, m, ct.Attachment) // files.go
+		if err != nil {
+			return nil, err
+		}
 		msg := messageFromRow(m)
+		msg.Attachment = att
 		return []Event{{Type: EventMessage, Message: &msg, Peer: conv, Device: env.SenderDevice}}, nil
+	case content.KindTimer: // vanish.go
+		conv, err := normHandle(ct.To)
+		if err != nil {
+			return nil, drop("a timer change from another own device names no valid conversation")
+		}
+		return c.onTimer(tx, true, me.handle, conv, clientdb.StateContact, env, ct)
 	case content.KindRead:
 		conv, err := normHandle(ct.To)
 		if err != nil {
@@ -600,6 +621,9 @@ func (c *Client) fromOwnDevice(tx *clientdb.Tx, me self, env *api.Envelope, ct *
 		}
 		changed, err := tx.RaiseStatus(conv, false, refIDs(ct.Refs), clientdb.StatusRead)
 		if err != nil || len(changed) == 0 {
+			return nil, err
+		}
+		if err := startExpiry(tx, conv, changed); err != nil { // vanish.go: read on another own device
 			return nil, err
 		}
 		return []Event{{Type: EventRead, Peer: conv, Device: env.SenderDevice, Refs: changed}}, nil

@@ -65,6 +65,14 @@ func (c *Client) Send(ctx context.Context, handle, text string) (Message, error)
 	id := randomID()
 	now := time.Now()
 	ct := content.Content{Kind: content.KindText, ID: id, SentAt: now.UnixMilli(), To: h, Text: text}
+	err = c.db.View(ctx, func(tx *clientdb.Tx) error { // the conversation's vanishing timer (vanish.go)
+		var err error
+		ct.Timer, err = timerFor(tx, h)
+		return err
+	})
+	if err != nil {
+		return Message{}, fmt.Errorf("client: %w", err)
+	}
 	b, err := ct.Marshal()
 	if err != nil {
 		return Message{}, fmt.Errorf("client: %w", err)
@@ -72,6 +80,7 @@ func (c *Client) Send(ctx context.Context, handle, text string) (Message, error)
 	row := &clientdb.Message{
 		ID: hex.EncodeToString(id[:]), Peer: h, Sender: me.handle, Device: me.deviceID,
 		SentAt: time.UnixMilli(ct.SentAt), ReceivedAt: now, Text: text, Outgoing: true, Status: clientdb.StatusSending,
+		Timer: ct.Timer, ExpiresAt: expiryOf(now, ct.Timer),
 	}
 	item := &clientdb.OutboxItem{ID: row.ID, To: h, Kind: uint8(content.KindText), Content: b}
 	becameContact := false
@@ -340,7 +349,7 @@ func (c *Client) finish(ctx context.Context, id string, ok bool) error {
 		if err != nil {
 			return err
 		}
-		if content.Kind(o.Kind) == content.KindText {
+		if k := content.Kind(o.Kind); k == content.KindText || k == content.KindTimer {
 			if ok {
 				err = tx.MarkSent(id)
 			} else {
@@ -396,6 +405,7 @@ func (c *Client) encrypt(ctx context.Context, id string) (*api.SendRequest, erro
 	}
 
 	req := &api.SendRequest{MessageID: id, To: item.To}
+	setSendExpiry(req, item) // vanish.go
 	err = c.db.Update(ctx, func(tx *clientdb.Tx) error {
 		// Re-read the item: a receipt may have been merged into it.
 		item, err := tx.OutboxItem(id)

@@ -28,6 +28,14 @@ type Message struct {
 	Outgoing   bool
 	Status     string // Status*
 	Request    bool   // held as a message request (the sender is not a contact)
+	// Kind is KindMessage, or KindTimer for a change of the conversation's
+	// vanishing timer (Timer is then the new timer; 0 turned it off).
+	Kind string
+	// Timer is how long a vanishing message lives once read here (sent:
+	// once sent); 0 for an ordinary message.
+	Timer      time.Duration
+	ExpiresAt  time.Time   // when it vanishes here; zero until it counts (vanish.go)
+	Attachment *Attachment // a file, with Text as its caption (files.go)
 }
 
 func messageFromRow(m *clientdb.Message) Message {
@@ -42,6 +50,9 @@ func messageFromRow(m *clientdb.Message) Message {
 		Outgoing:   m.Outgoing,
 		Status:     statusString(m.Status, m.Outgoing),
 		Request:    m.Request,
+		Kind:       kindString(m.Kind),
+		Timer:      time.Duration(m.Timer) * time.Second,
+		ExpiresAt:  m.ExpiresAt,
 	}
 }
 

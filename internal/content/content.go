@@ -26,7 +26,9 @@ const (
 	KindCall        Kind = 6 // call signalling: Call (offer, answer, ICE, ringing, hang-up, ...)
 )
 
-func (k Kind) valid() bool { return k >= KindText && k <= KindContactSync || k == KindCall }
+func (k Kind) valid() bool {
+	return k >= KindText && k <= KindContactSync || k == KindCall || k == KindTimer // KindTimer: attachment.go
+}
 
 // ContactState is the state of a contact entry.
 type ContactState uint8
@@ -58,6 +60,10 @@ type Content struct {
 	Typing   bool
 	Contacts []Contact // KindContactSync
 	Call     *Call     // KindCall (required there, nil otherwise)
+	// Timer: on KindText, the seconds the message lives once read (0: it
+	// does not vanish); on KindTimer, the conversation's new timer (0: off).
+	Timer      uint32
+	Attachment *Attachment // KindText: a file (attachment.go); Text is its caption
 }
 
 // formatVersion is the first byte of every encoding.
@@ -93,6 +99,9 @@ func (c *Content) Marshal() ([]byte, error) {
 		return nil, err
 	}
 	if err := addCall(b, c.Kind, c.Call); err != nil {
+		return nil, err
+	}
+	if err := addExtensions(b, c); err != nil { // attachment.go
 		return nil, err
 	}
 	out, err := b.Bytes()
@@ -199,7 +208,7 @@ func Unmarshal(b []byte) (*Content, error) {
 	if c.Contacts, ok = ReadContacts(&s); !ok {
 		return nil, ErrMalformed
 	}
-	if c.Call, ok = readCall(&s, c.Kind); !ok || !s.Empty() {
+	if c.Call, ok = readCall(&s, c.Kind); !ok || !readExtensions(&s, c) {
 		return nil, ErrMalformed
 	}
 	return c, nil

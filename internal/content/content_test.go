@@ -89,7 +89,7 @@ func TestPadding(t *testing.T) {
 func TestRejects(t *testing.T) {
 	for name, c := range map[string]*Content{
 		"kind0":     {Kind: 0},
-		"kind7":     {Kind: 7},
+		"kind8":     {Kind: 8}, // 7 is KindTimer
 		"state0":    {Kind: KindContactSync, Contacts: []Contact{{Handle: "a"}}},
 		"state4":    {Kind: KindContactSync, Contacts: []Contact{{Handle: "a", State: 4}}},
 		"short-key": {Kind: KindContactSync, Contacts: []Contact{{Handle: "a", State: 1, IdentityKey: []byte{1}}}},

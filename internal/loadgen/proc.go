@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -125,6 +126,10 @@ type CPU struct {
 	MachineBusy float64 `json:"machine_busy"`
 	// MachineIOWait is the whole machine's iowait share of all cores.
 	MachineIOWait float64 `json:"machine_iowait"`
+	// Other is the CPU, in cores, that neither the server (when its pid is
+	// known) nor this tool used: other processes and kernel threads. On a
+	// shared machine it says how much the figures were disturbed.
+	Other float64 `json:"other_cores"`
 }
 
 // cpuProbe samples CPU counters at the start of a phase.
@@ -171,19 +176,19 @@ func (p *cpuProbe) stop(seconds float64) CPU {
 		if d := m.total - p.machine.total; d > 0 {
 			c.MachineBusy = 1 - float64(m.idle-p.machine.idle+m.iowait-p.machine.iowait)/float64(d)
 			c.MachineIOWait = float64(m.iowait-p.machine.iowait) / float64(d)
+			c.Other = max(c.MachineBusy*float64(runtime.NumCPU())-c.Server-c.Tool, 0)
 		}
 	}
 	return c
 }
 
 // Threads is what sampling a process's thread states found: on average
-// how many threads were running or runnable (R) and how many were in
-// uninterruptible sleep (D), which for parleyd is waiting on the disk
-// (fsync). Waits counts, for D samples, the kernel function they waited in
-// (/proc/PID/task/TID/wchan), when the kernel shows it.
+// how many threads were in uninterruptible sleep (D), which for parleyd is
+// waiting on the disk (fsync). Waits counts, for D samples, the kernel
+// function they waited in (/proc/PID/task/TID/wchan), when the kernel
+// shows it.
 type Threads struct {
 	Samples  int64            `json:"samples"`
-	Running  float64          `json:"running"`
 	DiskWait float64          `json:"disk_wait"`
 	Waits    map[string]int64 `json:"waits,omitempty"`
 }
@@ -206,14 +211,13 @@ func (t *threadSampler) loop(every time.Duration) {
 	defer close(t.done)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	var running, disk int64
+	var disk int64
 	waits := make(map[string]int64)
 	dir := fmt.Sprintf("/proc/%d/task", t.pid)
 	for {
 		select {
 		case <-t.stop:
 			if t.res.Samples > 0 {
-				t.res.Running = float64(running) / float64(t.res.Samples)
 				t.res.DiskWait = float64(disk) / float64(t.res.Samples)
 			}
 			if len(waits) > 0 {
@@ -236,10 +240,7 @@ func (t *threadSampler) loop(every time.Duration) {
 			if i < 0 || i+2 >= len(b) {
 				continue
 			}
-			switch b[i+2] {
-			case 'R':
-				running++
-			case 'D':
+			if b[i+2] == 'D' {
 				disk++
 				if w, err := os.ReadFile(dir + "/" + tid.Name() + "/wchan"); err == nil && len(w) > 0 && string(w) != "0" {
 					waits[string(w)]++

@@ -90,11 +90,11 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		return fmt.Sprintf("%.2f", p.CPU.Server)
 	})
-	row("server threads R", func(p *Phase) string {
-		if p.CPU.ServerThreads == nil {
+	row("server CPU ms/msg", func(p *Phase) string {
+		if p.CPU.Server == 0 || p.Acked == 0 {
 			return "-"
 		}
-		return fmt.Sprintf("%.2f", p.CPU.ServerThreads.Running)
+		return fmt.Sprintf("%.2f", p.CPU.Server*p.Seconds*1000/float64(p.Acked))
 	})
 	row("server threads D", func(p *Phase) string {
 		if p.CPU.ServerThreads == nil {
@@ -104,6 +104,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	})
 	row("tool CPU cores", func(p *Phase) string { return fmt.Sprintf("%.2f", p.CPU.Tool) })
 	row("machine busy", func(p *Phase) string { return fmt.Sprintf("%.0f%%", 100*p.CPU.MachineBusy) })
+	row("other CPU cores", func(p *Phase) string { return fmt.Sprintf("%.2f", p.CPU.Other) })
 	row("machine iowait", func(p *Phase) string { return fmt.Sprintf("%.0f%%", 100*p.CPU.MachineIOWait) })
 	for _, x := range []struct {
 		name string

@@ -14,11 +14,13 @@
 package relay
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -86,7 +88,7 @@ type Server struct {
 	cfg   Config
 	log   *slog.Logger
 	turn  *turn.Server
-	udp   net.PacketConn
+	udp   []net.PacketConn
 	tcp   net.Listener
 	stats struct {
 		allocs, allocsAll, authFail, quota, peer atomic.Int64
@@ -97,9 +99,11 @@ type Server struct {
 	perAcct map[string]int // live allocations per handle
 }
 
-// New starts a relay on the given sockets (either may be nil, not both).
-// Close closes them.
-func New(cfg Config, udp net.PacketConn, tcp net.Listener) (*Server, error) {
+// New starts a relay on the given sockets (UDP sockets, a TCP listener, or
+// both). Several UDP sockets may share one address (SO_REUSEPORT: the
+// kernel spreads clients over them, and each has its own reading
+// goroutine). Close closes them.
+func New(cfg Config, udp []net.PacketConn, tcp net.Listener) (*Server, error) {
 	if cfg.Realm == "" {
 		cfg.Realm = DefaultRealm
 	}
@@ -113,7 +117,7 @@ func New(cfg Config, udp net.PacketConn, tcp net.Listener) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	switch {
-	case udp == nil && tcp == nil:
+	case len(udp) == 0 && tcp == nil:
 		return nil, fmt.Errorf("%w: no UDP socket and no TCP listener", ErrConfig)
 	case len(cfg.Secret) < 16:
 		return nil, fmt.Errorf("%w: the credential secret is shorter than 16 bytes", ErrConfig)
@@ -148,8 +152,8 @@ func New(cfg Config, udp net.PacketConn, tcp net.Listener) (*Server, error) {
 			},
 		},
 	}
-	if udp != nil {
-		sc.PacketConnConfigs = []turn.PacketConnConfig{{PacketConn: udp, RelayAddressGenerator: gen, PermissionHandler: s.permit}}
+	for _, c := range udp {
+		sc.PacketConnConfigs = append(sc.PacketConnConfigs, turn.PacketConnConfig{PacketConn: c, RelayAddressGenerator: gen, PermissionHandler: s.permit})
 	}
 	if tcp != nil {
 		sc.ListenerConfigs = []turn.ListenerConfig{{Listener: tcp, RelayAddressGenerator: gen, PermissionHandler: s.permit}}
@@ -162,53 +166,85 @@ func New(cfg Config, udp net.PacketConn, tcp net.Listener) (*Server, error) {
 	return s, nil
 }
 
-// Listen opens a UDP socket on udpAddr and a TCP listener on tcpAddr
-// (either may be "", not both) and starts a relay on them.
+// Listen opens UDP sockets on udpAddr (one per CPU, sharing the address
+// with SO_REUSEPORT where the system has it) and a TCP listener on tcpAddr
+// (either address may be "", not both) and starts a relay on them.
 func Listen(cfg Config, udpAddr, tcpAddr string) (*Server, error) {
-	var udp net.PacketConn
+	var udp []net.PacketConn
 	var tcp net.Listener
+	closeAll := func() {
+		for _, c := range udp {
+			c.Close()
+		}
+		if tcp != nil {
+			tcp.Close()
+		}
+	}
 	if udpAddr != "" {
-		c, err := net.ListenPacket("udp4", udpAddr)
+		conns, err := listenUDP(udpAddr, runtime.NumCPU())
 		if err != nil {
 			return nil, fmt.Errorf("relay: listening on UDP %s: %w", udpAddr, err)
 		}
-		if uc, ok := c.(*net.UDPConn); ok {
-			// Every client's traffic arrives on this one socket: give it
-			// room for bursts (the kernel caps it at net.core.rmem_max).
-			uc.SetReadBuffer(4 << 20)
-			uc.SetWriteBuffer(4 << 20)
-		}
-		udp = c
+		udp = conns
 	}
 	if tcpAddr != "" {
 		l, err := net.Listen("tcp4", tcpAddr)
 		if err != nil {
-			if udp != nil {
-				udp.Close()
-			}
+			closeAll()
 			return nil, fmt.Errorf("relay: listening on TCP %s: %w", tcpAddr, err)
 		}
 		tcp = l
 	}
 	s, err := New(cfg, udp, tcp)
 	if err != nil {
-		if udp != nil {
-			udp.Close()
-		}
-		if tcp != nil {
-			tcp.Close()
-		}
+		closeAll()
 		return nil, err
 	}
 	return s, nil
 }
 
-// UDPAddr is the UDP socket's address, nil without one.
+// listenUDP opens n sockets on addr that share it (SO_REUSEPORT), or one
+// socket where sharing is not available.
+func listenUDP(addr string, n int) ([]net.PacketConn, error) {
+	n = max(1, min(n, 16))
+	lc := net.ListenConfig{Control: reusePort}
+	first, err := lc.ListenPacket(context.Background(), "udp4", addr)
+	if err != nil {
+		// No SO_REUSEPORT here: one socket.
+		c, err := net.ListenPacket("udp4", addr)
+		if err != nil {
+			return nil, err
+		}
+		return []net.PacketConn{tuneUDP(c)}, nil
+	}
+	conns := []net.PacketConn{tuneUDP(first)}
+	bound := first.LocalAddr().String() // the port, if addr asked for port 0
+	for len(conns) < n {
+		c, err := lc.ListenPacket(context.Background(), "udp4", bound)
+		if err != nil {
+			break // the ones we have will do
+		}
+		conns = append(conns, tuneUDP(c))
+	}
+	return conns, nil
+}
+
+// tuneUDP gives a listening socket room for bursts: every client's
+// traffic arrives on it (the kernel caps this at net.core.rmem_max).
+func tuneUDP(c net.PacketConn) net.PacketConn {
+	if uc, ok := c.(*net.UDPConn); ok {
+		uc.SetReadBuffer(4 << 20)
+		uc.SetWriteBuffer(4 << 20)
+	}
+	return c
+}
+
+// UDPAddr is the UDP sockets' address, nil without one.
 func (s *Server) UDPAddr() net.Addr {
-	if s.udp == nil {
+	if len(s.udp) == 0 {
 		return nil
 	}
-	return s.udp.LocalAddr()
+	return s.udp[0].LocalAddr()
 }
 
 // TCPAddr is the TCP listener's address, nil without one.
@@ -350,6 +386,9 @@ func (g *relayGenerator) AllocatePacketConn(network string, requestedPort int) (
 	if !ok {
 		conn.Close()
 		return nil, nil, errors.New("relay: relayed socket is not UDP")
+	}
+	if uc, ok := conn.(*net.UDPConn); ok {
+		uc.SetReadBuffer(1 << 20) // a peer's burst (a video key frame) waits here while the relay is busy
 	}
 	return &countingConn{PacketConn: conn, s: g.s}, &net.UDPAddr{IP: cfg.RelayIP, Port: local.Port}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -297,7 +298,7 @@ func TestConfigErrors(t *testing.T) {
 		"port range":   {Secret: testSecret, RelayIP: ip, MinPort: 5000},
 		"inverted":     {Secret: testSecret, RelayIP: ip, MinPort: 6000, MaxPort: 5000},
 	} {
-		if _, err := New(cfg, udp, nil); !errors.Is(err, ErrConfig) {
+		if _, err := New(cfg, []net.PacketConn{udp}, nil); !errors.Is(err, ErrConfig) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -325,5 +326,30 @@ func TestRelayPortRange(t *testing.T) {
 	defer conn.Close()
 	if p := conn.LocalAddr().(*net.UDPAddr).Port; p < lo || p > hi {
 		t.Fatalf("relayed port %d outside %d..%d", p, lo, hi)
+	}
+}
+
+// Clients spread over the shared UDP sockets all relay.
+func TestRelayManyClients(t *testing.T) {
+	s := startRelay(t, Config{AllowLoopback: true})
+	if runtime.GOOS == "linux" && len(s.udp) != min(runtime.NumCPU(), 16) {
+		t.Fatalf("%d UDP sockets on %d CPUs", len(s.udp), runtime.NumCPU())
+	}
+	peer := echoPeer(t)
+	for i := range 8 {
+		cred := NewCredentials(testSecret, "alice", uint32(i+1), time.Now().Add(time.Hour))
+		rc, err := turnClient(t, s.UDPAddr(), cred.Username, cred.Password).Allocate()
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		defer rc.Close()
+		if _, err := rc.WriteTo([]byte{byte(i)}, peer.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		rc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 10)
+		if n, _, err := rc.ReadFrom(buf); err != nil || n != 1 || buf[0] != byte(i) {
+			t.Fatalf("client %d: %d %v", i, n, err)
+		}
 	}
 }

@@ -310,7 +310,7 @@ func (s *Server) handleFinishBlob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if errors.Is(err, blob.ErrComplete) {
-		s.blobFail(w, r, errorf(api.CodeUploadComplete, "The upload was already finished with another hash or other recipients."))
+		s.blobFail(w, r, errorf(api.CodeUploadComplete, "The upload was already finished with another SHA-256."))
 		return
 	}
 	if err != nil {

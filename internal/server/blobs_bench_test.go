@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -143,16 +144,23 @@ func TestBlobThroughput(t *testing.T) {
 	parleyUpload := func(chunk int64, encryptOnTheFly bool) string {
 		st := ts.createBlob(tok, size)
 		if encryptOnTheFly {
+			// Encryption and the upload run in two goroutines; 1 MiB buffers
+			// on either side of the pipe keep the hand-overs few.
 			pr, pw := io.Pipe()
 			go func() {
-				w, _ := stream.NewWriter(key, pw)
+				bw := bufio.NewWriterSize(pw, 1<<20)
+				w, _ := stream.NewWriter(key, bw)
 				_, err := io.Copy(w, io.LimitReader(zeroReader{}, plainSize))
 				if err == nil {
 					err = w.Close()
 				}
+				if err == nil {
+					err = bw.Flush()
+				}
 				pw.CloseWithError(err)
 			}()
-			drain(do("PATCH", ts.url+blobPath(st.ID), tok, map[string]string{api.HeaderUploadOffset: "0"}, pr, size), 200)
+			body := bufio.NewReaderSize(pr, 1<<20)
+			drain(do("PATCH", ts.url+blobPath(st.ID), tok, map[string]string{api.HeaderUploadOffset: "0"}, body, size), 200)
 		} else {
 			f := openCT()
 			for off := int64(0); off < size; off += chunk {

@@ -398,10 +398,11 @@ func TestBlobFinishErrors(t *testing.T) {
 
 	// After a mismatch the upload is still open: the right hash finishes it.
 	ts.finishBlob(at, st.ID, f.sum, api.BlobRecipient{Handle: "Bob", DeviceID: 3})
-	ts.wantErr(409, api.CodeUploadComplete, "POST", fin, at, api.FinishBlobRequest{SHA256: f.sum})
+	// Finishing again with another hash is refused; with the same hash it
+	// is a retry (handles are normalised) that never removes a recipient.
 	ts.wantErr(409, api.CodeUploadComplete, "POST", fin, at, api.FinishBlobRequest{SHA256: wrong, Recipients: []api.BlobRecipient{{Handle: "bob", DeviceID: 3}}})
-	// Handles are normalised: the same recipients in another case is a retry.
 	ts.finishBlob(at, st.ID, f.sum, api.BlobRecipient{Handle: "BOB", DeviceID: 3})
+	ts.finishBlob(at, st.ID, f.sum)
 
 	// Bodies longer than the declared size.
 	st2 := ts.createBlob(at, 100)
@@ -515,6 +516,13 @@ func TestBlobClaimDeletes(t *testing.T) {
 	var done api.BlobDoneResponse
 	ts.wantErr(403, api.CodeForbidden, "POST", p+"/done", c.devices[0].token, nil)
 	ts.wantErr(403, api.CodeForbidden, "POST", p+"/done", at, nil)
+	// A device that appears after finish (the send answered
+	// device_mismatch) is added by finishing again with the same hash.
+	ts.finishBlob(at, st.ID, f.sum, rcpt(b, b.devices[0]), rcpt(b, bd2), rcpt(c, c.devices[0]))
+	ts.mustDo("POST", p+"/done", c.devices[0].token, nil, &done)
+	if done.Deleted {
+		t.Fatal("deleted after the first of three recipients")
+	}
 	ts.mustDo("POST", p+"/done", b.devices[0].token, nil, &done)
 	if done.Deleted {
 		t.Fatal("deleted after the first of two recipients")

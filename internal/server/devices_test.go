@@ -364,7 +364,7 @@ func TestAuthorization(t *testing.T) {
 			}
 		}
 	}
-	if n := len(ts.srv.Routes()); n != 24 { // 16 of the core + GET /v1/turn + 7 blob routes
+	if n := len(ts.srv.Routes()); n != 32 { // 16 of the core + GET /v1/turn + 7 blob routes + 8 PIN-backup routes
 		t.Errorf("%d routes; update this test's expectations", n)
 	}
 

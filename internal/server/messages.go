@@ -98,11 +98,18 @@ func (s *Server) send(ctx context.Context, c caller, req *api.SendRequest) (*api
 			return nil, errorf(api.CodeTooLarge, "Envelope %d is %d bytes; the limit is %d.", i, len(e.Ciphertext), s.cfg.MaxEnvelopeBytes)
 		}
 	}
+	if req.ExpiresAt < 0 {
+		return nil, errorf(api.CodeBadRequest, "expires_at must be a time in Unix milliseconds, or absent.")
+	}
 	if err := s.checkDevices(ctx, c, to, named); err != nil {
 		return nil, err
 	}
 
 	now := time.Now()
+	var expires time.Time // a vanishing message: dropped at this time if still queued
+	if req.ExpiresAt > 0 {
+		expires = time.UnixMilli(req.ExpiresAt)
+	}
 	envs := make([]store.Envelope, 0, len(req.Envelopes))
 	for _, e := range req.Envelopes {
 		envs = append(envs, store.Envelope{
@@ -113,6 +120,7 @@ func (s *Server) send(ctx context.Context, c caller, req *api.SendRequest) (*api
 			RecipientDevice: e.DeviceID,
 			Ciphertext:      e.Ciphertext,
 			ServerTime:      now,
+			Expires:         expires,
 		})
 	}
 	dup, err := s.store.Enqueue(ctx, envs)

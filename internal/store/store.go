@@ -128,6 +128,10 @@ type Envelope struct {
 	RecipientDevice uint32
 	Ciphertext      []byte
 	ServerTime      time.Time
+	// Expires, if not zero, is when Expire drops the envelope if it is
+	// still queued (a vanishing message). All envelopes of one Enqueue
+	// share it (like Sender and MessageID); Pending leaves it zero.
+	Expires time.Time
 }
 
 // Link is a device-linking session.
@@ -243,8 +247,9 @@ type Store interface {
 	FetchLinkResult(ctx context.Context, id string) (Link, error)
 
 	// Expire deletes tokens, challenges and link sessions with
-	// expires <= now, and forgets message ids stored more than DedupWindow
-	// before now.
+	// expires <= now, deletes queued envelopes whose Expires is set and
+	// <= now (freeing their room in the queue), and forgets message ids
+	// stored more than DedupWindow before now.
 	Expire(ctx context.Context, now time.Time) error
 	// Close releases the store.
 	Close() error

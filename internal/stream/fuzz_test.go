@@ -85,8 +85,9 @@ func FuzzModify(f *testing.F) {
 }
 
 // FuzzWriteRead encrypts with writes of one size and decrypts with reads
-// of another: the ciphertext never depends on how it was written, and the
-// plaintext comes back whole.
+// of another: the ciphertext never depends on how it was written, the
+// plaintext comes back whole, and encryption resumed at a chunk
+// (NewWriterAt) gives the rest of the same ciphertext.
 func FuzzWriteRead(f *testing.F) {
 	f.Add([]byte("hello"), uint16(1), uint16(3), uint32(1))
 	f.Add([]byte("0123456789abcdef"), uint16(4096), uint16(65535), uint32(8193))
@@ -112,6 +113,19 @@ func FuzzWriteRead(f *testing.F) {
 		}
 		if !bytes.Equal(out.Bytes(), pt) {
 			t.Fatal("plaintext differs")
+		}
+		// Encryption resumed at any chunk gives the rest of the ciphertext.
+		chunks := int64(len(want)+stream.EncryptedChunkSize-1) / stream.EncryptedChunkSize
+		i := int64(wstep) % chunks
+		co, po := stream.ChunkOffset(i)
+		var rest bytes.Buffer
+		w, err := stream.NewWriterAt(fuzzKey, &rest, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(pt[po:])
+		if err := w.Close(); err != nil || !bytes.Equal(rest.Bytes(), want[co:]) {
+			t.Fatalf("encryption resumed at chunk %d differs (%v)", i, err)
 		}
 	})
 }

@@ -16,8 +16,9 @@
 // key travels inside the end-to-end encrypted message. Writer encrypts and
 // Reader decrypts as streams, in memory that does not grow with the size;
 // NewReaderAt resumes decryption at any chunk (for a download resumed with
-// an HTTP Range request), and EncryptedSize / PlaintextSize / ChunkOffset
-// map sizes and offsets between plaintext and ciphertext.
+// an HTTP Range request), NewWriterAt resumes encryption at any chunk (for
+// an upload resumed at an offset), and EncryptedSize / PlaintextSize /
+// ChunkOffset map sizes and offsets between plaintext and ciphertext.
 //
 // A Reader releases a chunk's plaintext only after that chunk
 // authenticated, but a stream can still turn out bad later (a tampered or
@@ -145,6 +146,7 @@ type Writer struct {
 	dst    io.Writer
 	buf    []byte // plaintext of the current chunk; capacity EncryptedChunkSize
 	chunk  int64  // index of the current chunk
+	start  int64  // index of the first chunk (NewWriterAt)
 	nonce  [NonceSize]byte
 	peek   [1]byte
 	err    error // sticky
@@ -160,6 +162,26 @@ func NewWriter(key []byte, dst io.Writer) (*Writer, error) {
 		return nil, err
 	}
 	return &Writer{aead: a, dst: dst, buf: make([]byte, 0, EncryptedChunkSize)}, nil
+}
+
+// NewWriterAt returns a Writer that starts at chunk i: given the plaintext
+// from i*ChunkSize on, it writes the ciphertext from ChunkOffset(i) on.
+// STREAM is deterministic under one key, so an upload resumed at
+// ciphertext offset o needs no copy of the ciphertext: re-encrypt from
+// chunk i = o/EncryptedChunkSize and skip the first o%EncryptedChunkSize
+// bytes of the output. Closing it with nothing written is an error for
+// i > 0 (the stream has no chunk i).
+func NewWriterAt(key []byte, dst io.Writer, i int64) (*Writer, error) {
+	if i < 0 || i >= maxChunks {
+		return nil, fmt.Errorf("%w: chunk %d", ErrSize, i)
+	}
+	w, err := NewWriter(key, dst)
+	if err != nil {
+		return nil, err
+	}
+	w.chunk = i
+	w.start = i
+	return w, nil
 }
 
 // Write encrypts p. It returns len(p) unless writing a full chunk to the
@@ -234,6 +256,10 @@ func (w *Writer) Close() error {
 	}
 	w.closed = true
 	if w.err != nil {
+		return w.err
+	}
+	if len(w.buf) == 0 && w.chunk > 0 && w.chunk == w.start {
+		w.err = fmt.Errorf("%w: nothing to encrypt at chunk %d", ErrEmptyFinalChunk, w.chunk)
 		return w.err
 	}
 	return w.flush(true)

@@ -296,6 +296,40 @@ func TestResume(t *testing.T) {
 	}
 }
 
+func TestWriterAt(t *testing.T) {
+	key := testKey(6)
+	for _, size := range []int{1, cs, cs + 1, 3*cs - 1, 3 * cs, 3*cs + 9} {
+		pt := randBytes(t, size)
+		ct := encrypt(t, key, pt, 0)
+		for i := int64(0); ; i++ {
+			co, po := stream.ChunkOffset(i)
+			if co >= int64(len(ct)) {
+				break
+			}
+			var buf bytes.Buffer
+			w, err := stream.NewWriterAt(key, &buf, i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Write(pt[po:])
+			if err := w.Close(); err != nil {
+				t.Fatalf("size %d, chunk %d: %v", size, i, err)
+			}
+			if !bytes.Equal(buf.Bytes(), ct[co:]) {
+				t.Fatalf("size %d: encryption resumed at chunk %d differs", size, i)
+			}
+		}
+	}
+	// Past the end there is no chunk to write.
+	w, _ := stream.NewWriterAt(key, io.Discard, 3)
+	if err := w.Close(); !errors.Is(err, stream.ErrEmptyFinalChunk) {
+		t.Fatalf("empty resumed writer: %v", err)
+	}
+	if _, err := stream.NewWriterAt(key, io.Discard, -1); !errors.Is(err, stream.ErrSize) {
+		t.Fatalf("negative chunk: %v", err)
+	}
+}
+
 func TestTampering(t *testing.T) {
 	key := testKey(4)
 	pt := randBytes(t, 3*cs+500)

@@ -69,6 +69,9 @@ type model struct {
 	convsLoading bool
 	convsDirty   bool
 	nextTemp     int
+
+	calls *calls // the call engine (call.go); nil in tests without a client
+	call  callUI // the call shown in the status line
 }
 
 func newModel(ctx context.Context, c *client.Client, self string) model {
@@ -163,6 +166,12 @@ func (m model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 	case eventMsg:
 		return m.event(msg.e)
+
+	case callEventMsg:
+		return m.callEvent(msg.ev)
+
+	case callActionMsg:
+		return m.callAction(msg)
 
 	case runEndedMsg:
 		if msg.err != nil {
@@ -261,6 +270,9 @@ func (m model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 func (m model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if k.String() == "ctrl+c" {
 		return m, tea.Batch(m.stopTyping(), tea.Quit)
+	}
+	if mm, cmd, ok := m.callKey(k); ok {
+		return mm, cmd
 	}
 	if m.status != "" && !m.statusErr {
 		m.status = "" // a notice lasts until the next key

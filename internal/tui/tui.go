@@ -24,7 +24,14 @@ func Run(ctx context.Context, c *client.Client) error {
 	defer cancel()
 
 	m := newModel(ctx, c, c.Handle())
+	cs, cerr := newCalls(c)
+	if cerr != nil {
+		return cerr
+	}
+	m.calls = cs
 	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx))
+	cs.attach(p)
+	defer cs.close()
 
 	// Live events: the client reconnects by itself until ctx ends; each
 	// event becomes a message for Update. Send returns once the program
@@ -32,7 +39,10 @@ func Run(ctx context.Context, c *client.Client) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		err := c.Run(ctx, func(e client.Event) { p.Send(eventMsg{e}) })
+		err := c.Run(ctx, func(e client.Event) {
+			cs.handle(e)
+			p.Send(eventMsg{e})
+		})
 		if ctx.Err() == nil {
 			p.Send(runEndedMsg{err})
 		}

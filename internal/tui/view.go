@@ -183,6 +183,8 @@ func (m *model) viewStatus() string {
 	switch {
 	case m.prompting:
 		return clip.Render(m.prompt.View())
+	case m.call.state != "" && (m.status == "" || m.call.state == "incoming"):
+		return clip.Render(m.callBanner())
 	case m.status != "" && m.statusErr:
 		return clip.Render(errStyle.Render(m.status))
 	case m.status != "":
@@ -190,5 +192,5 @@ func (m *model) viewStatus() string {
 	case m.focus == paneChat:
 		return clip.Render(dimStyle.Render("Enter send · ↑/↓ scroll · Tab conversations · Ctrl-C quit"))
 	}
-	return clip.Render(dimStyle.Render("↑/↓ select · Tab/Enter chat · n new · a/r/b accept/reject/block request · q quit"))
+	return clip.Render(dimStyle.Render("↑/↓ select · Tab/Enter chat · n new · c/v call · a/r/b accept/reject/block request · q quit"))
 }

@@ -402,12 +402,22 @@ func testFinish(t *testing.T, o Opener) {
 		!info.Expires.Equal(exp) || info.Offset != int64(len(b)) {
 		t.Fatalf("finished info %+v", info)
 	}
-	// A retry with the same values succeeds; other values do not.
-	if _, err := s.Finish(ctx(t), m.ID, blob.Finish{SHA256: sum(b), Recipients: []blob.Device{bob, bob2, alice2}, Expires: exp}); err != nil {
-		t.Fatalf("repeated finish: %v", err)
+	// A retry with the same values succeeds and changes nothing.
+	if info, err := s.Finish(ctx(t), m.ID, blob.Finish{SHA256: sum(b), Recipients: []blob.Device{bob, bob2, alice2}, Expires: exp.Add(time.Hour)}); err != nil ||
+		!slices.Equal(info.Pending, want) || !info.Expires.Equal(exp) {
+		t.Fatalf("repeated finish: %+v, %v", info, err)
 	}
-	_, err = s.Finish(ctx(t), m.ID, blob.Finish{SHA256: sum(b), Recipients: []blob.Device{bob}, Expires: exp})
-	wantErr(t, "finish with other recipients", err, blob.ErrComplete)
+	// A retry naming fewer removes nobody; one naming more adds them.
+	if info, err := s.Finish(ctx(t), m.ID, blob.Finish{SHA256: sum(b), Recipients: []blob.Device{bob}}); err != nil || !slices.Equal(info.Pending, want) {
+		t.Fatalf("finish naming fewer: %+v, %v", info, err)
+	}
+	if _, err := s.Claim(ctx(t), m.ID, bob); err != nil {
+		t.Fatal(err)
+	}
+	info, err = s.Finish(ctx(t), m.ID, blob.Finish{SHA256: sum(b), Recipients: []blob.Device{carol, bob}})
+	if err != nil || !slices.Equal(info.Pending, []blob.Device{alice2, bob2, carol}) || !slices.Equal(info.Claimed, []blob.Device{bob}) {
+		t.Fatalf("finish adding carol: %+v, %v", info, err)
+	}
 	_, err = s.Finish(ctx(t), m.ID, blob.Finish{SHA256: bad, Recipients: rcpts, Expires: exp})
 	wantErr(t, "finish with another hash", err, blob.ErrComplete)
 	_, err = s.Finish(ctx(t), blob.NewID(), blob.Finish{SHA256: sum(b)})

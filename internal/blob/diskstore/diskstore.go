@@ -50,7 +50,7 @@ const (
 	tmpExt     = ".tmp"
 
 	// bufSize is the copy buffer of one Append or rehash.
-	bufSize = 256 << 10
+	bufSize = 1 << 20
 	// checkpointBytes: an Append records its progress in the sidecar this
 	// often, so a crash of the server loses at most this much of an upload.
 	checkpointBytes = 64 << 20
@@ -532,7 +532,7 @@ func (s *Store) write(ctx context.Context, e *entry, path string, offset, size i
 			}
 			return written, nil
 		}
-		n, rerr := r.Read(buf[:min(int64(len(buf)), room)])
+		n, rerr := fill(r, buf[:min(int64(len(buf)), room)])
 		if n > 0 {
 			if _, err := f.Write(buf[:n]); err != nil {
 				return written, fmt.Errorf("diskstore: writing blob data: %w", err)
@@ -554,6 +554,20 @@ func (s *Store) write(ctx context.Context, e *entry, path string, offset, size i
 	}
 }
 
+// fill reads into b until it is full or r fails (io.EOF included): whole
+// buffers mean fewer, larger writes than one per network read.
+func fill(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 // Finish implements blob.Store.
 func (s *Store) Finish(ctx context.Context, id string, fin blob.Finish) (blob.Info, error) {
 	recipients := blob.SortDevices(fin.Recipients)
@@ -561,11 +575,26 @@ func (s *Store) Finish(ctx context.Context, id string, fin blob.Finish) (blob.In
 	e, err := s.claimBusy(id)
 	if errors.Is(err, blob.ErrComplete) {
 		defer s.mu.Unlock()
-		if string(e.rec.SHA256) == string(fin.SHA256) &&
-			slices.Equal(recipients, blob.SortDevices(append(slices.Clone(e.rec.Pending), e.rec.Claimed...))) {
+		if string(e.rec.SHA256) != string(fin.SHA256) {
+			return e.rec.info(), err
+		}
+		// Finishing again adds the recipients not named yet.
+		var added []blob.Device
+		for _, d := range recipients {
+			if !slices.Contains(e.rec.Pending, d) && !slices.Contains(e.rec.Claimed, d) {
+				added = append(added, d)
+			}
+		}
+		if len(added) == 0 {
 			return e.rec.info(), nil
 		}
-		return e.rec.info(), err
+		prev := e.rec
+		e.rec.Pending = blob.SortDevices(append(slices.Clone(e.rec.Pending), added...))
+		if err := s.writeRecord(e, true); err != nil {
+			e.rec = prev
+			return blob.Info{}, err
+		}
+		return e.rec.info(), nil
 	}
 	if err != nil {
 		s.mu.Unlock()

@@ -50,6 +50,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	q.Set("_synchronous", "FULL")
 	q.Set("_foreign_keys", "1")
 	q.Set("_txlock", "immediate")
+	// Deleted rows (vanished messages) are overwritten with zeros, not
+	// left in free pages.
+	q.Add("_pragma", "secure_delete(1)")
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 	s, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -156,6 +159,8 @@ CREATE TABLE outbox (
 	created  INTEGER NOT NULL
 );
 `,
+	// 2: files and vanishing messages (files.go).
+	migrationFiles,
 }
 
 // SchemaVersion is the number of migrations this build knows.

@@ -369,13 +369,25 @@ type Message struct {
 	Outgoing   bool
 	Status     Status
 	Request    bool
+	// Kind is the content kind (content.KindText when 0); files.go.
+	Kind uint8
+	// Timer: a vanishing message's seconds to live once read (sent:
+	// once sent); on a timer change (Kind 7), the new timer.
+	Timer uint32
+	// ExpiresAt is when the message vanishes here; zero: not counting.
+	ExpiresAt time.Time
 }
 
 // InsertMessage stores m and sets m.Seq. inserted is false (and nothing
 // changes) if a message with the same peer, sender and id exists.
 func (tx *Tx) InsertMessage(m *Message) (inserted bool, err error) {
-	res, err := tx.q.ExecContext(tx.ctx, `INSERT OR IGNORE INTO messages (id, peer, sender, device, sent_at, received_at, body, outgoing, status, request) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.ID, m.Peer, m.Sender, m.Device, ms(m.SentAt), ms(m.ReceivedAt), m.Text, b2i(m.Outgoing), int(m.Status), b2i(m.Request))
+	kind := m.Kind
+	if kind == 0 {
+		kind = kindText
+	}
+	res, err := tx.q.ExecContext(tx.ctx, `INSERT OR IGNORE INTO messages (id, peer, sender, device, sent_at, received_at, body, outgoing, status, request, kind, timer, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.ID, m.Peer, m.Sender, m.Device, ms(m.SentAt), ms(m.ReceivedAt), m.Text, b2i(m.Outgoing), int(m.Status), b2i(m.Request),
+		kind, m.Timer, ms(m.ExpiresAt))
 	if err != nil {
 		return false, wrap("insert message", err)
 	}
@@ -390,16 +402,16 @@ func (tx *Tx) InsertMessage(m *Message) (inserted bool, err error) {
 	return true, wrap("insert message", err)
 }
 
-const messageCols = `seq, id, peer, sender, device, sent_at, received_at, body, outgoing, status, request`
+const messageCols = `seq, id, peer, sender, device, sent_at, received_at, body, outgoing, status, request, kind, timer, expires_at`
 
 func scanMessage(sc interface{ Scan(...any) error }) (*Message, error) {
 	var m Message
-	var sent, recv int64
+	var sent, recv, expires int64
 	var out, req, status int
-	if err := sc.Scan(&m.Seq, &m.ID, &m.Peer, &m.Sender, &m.Device, &sent, &recv, &m.Text, &out, &status, &req); err != nil {
+	if err := sc.Scan(&m.Seq, &m.ID, &m.Peer, &m.Sender, &m.Device, &sent, &recv, &m.Text, &out, &status, &req, &m.Kind, &m.Timer, &expires); err != nil {
 		return nil, err
 	}
-	m.SentAt, m.ReceivedAt = fromMS(sent), fromMS(recv)
+	m.SentAt, m.ReceivedAt, m.ExpiresAt = fromMS(sent), fromMS(recv), fromMS(expires)
 	m.Outgoing, m.Request, m.Status = out != 0, req != 0, Status(status)
 	return &m, nil
 }

@@ -314,6 +314,9 @@ func (db *DB) Expire(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return wrap("expire", err)
 	}
+	if err := db.expireEnvelopes(ctx, now); err != nil { // expiry.go
+		return wrap("expire", err)
+	}
 	before := now.Add(-store.DedupWindow)
 	for {
 		tag, err := db.pool.Exec(ctx, `DELETE FROM dedup WHERE ctid = ANY (ARRAY(

@@ -43,6 +43,12 @@ type Options struct {
 	MaxQueue int
 }
 
+// The default pool size bounds (see OpenOptions).
+const (
+	defaultMinConns = 16
+	defaultMaxConns = 32
+)
+
 // DB is a store.Store on a PostgreSQL database.
 type DB struct {
 	pool     *pgxpool.Pool
@@ -53,10 +59,11 @@ type DB struct {
 
 // Open connects to the PostgreSQL database named by dsn (a URL such as
 // postgres://user@host:5432/parley?sslmode=verify-full, or key=value
-// pairs; pgxpool's pool_* settings are accepted), with the default
-// Options, and brings its schema up to date. The tables live in the first
-// schema of the session's search_path (public by default; add
-// search_path=name to the DSN for another). logger may be nil.
+// pairs; pgxpool's pool_* settings are accepted, and pool_max_conns
+// defaults to 4 per core, 16 to 32), with the default Options, and brings
+// its schema up to date. The tables live in the first schema of the
+// session's search_path (public by default; add search_path=name to the
+// DSN for another). logger may be nil.
 func Open(ctx context.Context, dsn string, logger *slog.Logger) (*DB, error) {
 	return OpenOptions(ctx, dsn, logger, Options{})
 }
@@ -77,12 +84,12 @@ func OpenOptions(ctx context.Context, dsn string, logger *slog.Logger, o Options
 		// The parse error may quote the DSN, password included.
 		return nil, errors.New("pgstore: the database DSN does not parse")
 	}
-	// pool_max_conns, if given, was removed from RuntimeParams by
-	// ParseConfig; keep pgxpool's default of max(4, NumCPU) only if the
-	// DSN asked for it: senders wait on commits (fsync), so more
-	// connections than cores keep the disk's group commit busy.
+	// Unless the DSN sets pool_max_conns: senders wait on commits (WAL
+	// flushes), so more connections than cores let PostgreSQL flush many
+	// commits at once; the cap keeps a few nodes within PostgreSQL's
+	// default max_connections (100).
 	if !hasParam(dsn, "pool_max_conns") {
-		cfg.MaxConns = int32(max(16, 4*runtime.GOMAXPROCS(0)))
+		cfg.MaxConns = int32(min(max(defaultMinConns, 4*runtime.GOMAXPROCS(0)), defaultMaxConns))
 	}
 	rp := cfg.ConnConfig.RuntimeParams
 	if _, ok := rp["synchronous_commit"]; !ok {

@@ -19,9 +19,10 @@ import (
 
 // The queue's statements.
 const (
-	// qEnqueue stores one message (migrations/0002_enqueue.sql); it
-	// returns whether the message id was seen before.
-	qEnqueue = `SELECT parley_enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+	// qEnqueue stores one message (migrations/0002_enqueue.sql, with the
+	// expiry of 0003_envelope_expiry.sql); it returns whether the message
+	// id was seen before.
+	qEnqueue = `SELECT parley_enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
 	qPending = `SELECT seq, message_id, sender, sender_device, ciphertext, server_time FROM envelopes
 		WHERE recipient = $1 AND recipient_device = $2 AND seq > $3 ORDER BY seq LIMIT $4`
 )
@@ -66,6 +67,7 @@ type message struct {
 	devices     []int64
 	ciphertexts [][]byte
 	times       []time.Time
+	expires     *time.Time // nil: the envelopes do not expire
 	// The recipient devices, sorted by handle then id (the order in
 	// which their row locks are taken), and their envelope counts.
 	lockHandles []string
@@ -94,8 +96,8 @@ func newMessage(envs []store.Envelope, now time.Time) (*message, error) {
 	}
 	counts := make(map[deviceKey]int, len(envs))
 	for i, e := range envs {
-		if norm(e.Sender) != m.sender || e.SenderDevice != m.senderDev || e.MessageID != m.id {
-			return nil, errors.New("pgstore: enqueue: envelopes of one message differ in sender, sender device or message id")
+		if norm(e.Sender) != m.sender || e.SenderDevice != m.senderDev || e.MessageID != m.id || !e.Expires.Equal(envs[0].Expires) {
+			return nil, errors.New("pgstore: enqueue: envelopes of one message differ in sender, sender device, message id or expiry")
 		}
 		r := norm(e.Recipient)
 		m.recipients[i] = r
@@ -106,6 +108,9 @@ func newMessage(envs []store.Envelope, now time.Time) (*message, error) {
 			m.times[i] = now
 		}
 		counts[deviceKey{r, e.RecipientDevice}]++
+	}
+	if t := envs[0].Expires; !t.IsZero() {
+		m.expires = &t
 	}
 	keys := slices.SortedFunc(maps.Keys(counts), func(a, b deviceKey) int {
 		return cmp.Or(strings.Compare(a.handle, b.handle), cmp.Compare(a.id, b.id))
@@ -122,7 +127,7 @@ func newMessage(envs []store.Envelope, now time.Time) (*message, error) {
 // own) or a transaction.
 func (db *DB) enqueue(ctx context.Context, q querier, m *message) (duplicate bool, err error) {
 	err = q.QueryRow(ctx, qEnqueue, m.sender, int64(m.senderDev), m.id, m.now, db.maxQueue,
-		m.lockHandles, m.lockIDs, m.lockCounts, m.recipients, m.devices, m.ciphertexts, m.times).Scan(&duplicate)
+		m.lockHandles, m.lockIDs, m.lockCounts, m.recipients, m.devices, m.ciphertexts, m.times, m.expires).Scan(&duplicate)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch pe.Code {

@@ -280,6 +280,9 @@ func (db *DB) Expire(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return wrap("expire", err)
 	}
+	if err := db.expireEnvelopes(ctx, now); err != nil { // expiry.go
+		return wrap("expire", err)
+	}
 	before := micros(now.Add(-store.DedupWindow))
 	for {
 		var n int64

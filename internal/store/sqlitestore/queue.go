@@ -21,8 +21,8 @@ const (
 	qQueueReserve   = `UPDATE devices SET queued = queued + ? WHERE handle = ? AND id = ? AND queued + ? <= ?`
 	qQueueRelease   = `UPDATE devices SET queued = queued - ? WHERE handle = ? AND id = ?`
 	qEnvelopeInsert = `INSERT INTO envelopes
-		(recipient, recipient_device, message_id, sender, sender_device, ciphertext, server_time)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`
+		(recipient, recipient_device, message_id, sender, sender_device, ciphertext, server_time, expires)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	qPending = `SELECT seq, message_id, sender, sender_device, ciphertext, server_time FROM envelopes
 		WHERE recipient = ? AND recipient_device = ? AND seq > ? ORDER BY seq LIMIT ?`
 	qAckOne = `DELETE FROM envelopes WHERE recipient = ? AND recipient_device = ? AND seq = ?`
@@ -137,7 +137,7 @@ func (db *DB) enqueue(ctx context.Context, tx *txn, m *message) (duplicate bool,
 	// Rows get seqs in the order of envs.
 	for _, e := range m.envs {
 		if _, err := tx.ExecContext(ctx, qEnvelopeInsert, e.Recipient, int64(e.RecipientDevice), m.id, m.sender,
-			int64(m.senderDev), nonNil(e.Ciphertext), micros(e.ServerTime)); err != nil {
+			int64(m.senderDev), nonNil(e.Ciphertext), micros(e.ServerTime), expiresMicros(e.Expires)); err != nil {
 			return false, err
 		}
 	}

@@ -95,6 +95,7 @@ func RunOptions(t *testing.T, open func(t *testing.T) store.Store, o Options) {
 		{"Expire/TokensAndLinks", s.testExpireTokensAndLinks},
 		{"Expire/Dedup", s.testExpireDedup},
 		{"Expire/Challenges", s.testExpireChallenges},
+		{"Expire/Envelopes", s.testExpireEnvelopes},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, tc.fn)
@@ -1469,5 +1470,69 @@ func (s *suite) testExpireDedup(t *testing.T) {
 	e.enqueue(message("alice", 1, id, to{"bob", 1})) // forgotten after the window
 	if got := e.pending("bob", 1); len(got) != 2 {
 		t.Fatalf("%d envelopes, want 2", len(got))
+	}
+}
+
+// expiring sets the expiry of a message's envelopes.
+func expiring(envs []store.Envelope, at time.Time) []store.Envelope {
+	for i := range envs {
+		envs[i].Expires = at
+	}
+	return envs
+}
+
+func (s *suite) testExpireEnvelopes(t *testing.T) {
+	e := s.env(t)
+	e.account("alice", 1)
+	e.account("bob", 1, 2)
+	now := time.Now()
+	soon, later, plain := messageID(), messageID(), messageID()
+	e.enqueue(expiring(message("alice", 1, soon, to{"bob", 1}, to{"bob", 2}), now.Add(time.Minute)))
+	e.enqueue(expiring(message("alice", 1, later, to{"bob", 1}), now.Add(time.Hour)))
+	e.enqueue(message("alice", 1, plain, to{"bob", 1}))
+	ids := func(h string, d uint32) []string {
+		var out []string
+		for _, env := range e.pending(h, d) {
+			if !env.Expires.IsZero() {
+				t.Fatalf("Pending returned an expiry: %v", env.Expires)
+			}
+			out = append(out, env.MessageID)
+		}
+		return out
+	}
+	noErr(t, "Expire", e.s.Expire(e.ctx, now))
+	if got := ids("bob", 1); !slices.Equal(got, []string{soon, later, plain}) {
+		t.Fatalf("before their time: %v", got)
+	}
+	noErr(t, "Expire", e.s.Expire(e.ctx, now.Add(2*time.Minute)))
+	if got := ids("bob", 1); !slices.Equal(got, []string{later, plain}) {
+		t.Fatalf("after the first expiry, bob/1 holds %v", got)
+	}
+	if got := ids("bob", 2); len(got) != 0 {
+		t.Fatalf("after the first expiry, bob/2 holds %v", got)
+	}
+	noErr(t, "Expire", e.s.Expire(e.ctx, now.Add(2*time.Hour)))
+	if got := ids("bob", 1); !slices.Equal(got, []string{plain}) {
+		t.Fatalf("after the second expiry, bob/1 holds %v", got)
+	}
+	// The message ids are still remembered: a retry is a duplicate.
+	dup, err := e.s.Enqueue(e.ctx, expiring(message("alice", 1, soon, to{"bob", 1}, to{"bob", 2}), now.Add(time.Minute)))
+	noErr(t, "Enqueue again", err)
+	if !dup {
+		t.Fatal("an expired message's id was forgotten")
+	}
+
+	// Expired envelopes give their room in the queue back.
+	for range s.opt.MaxQueue {
+		e.enqueue(expiring(message("alice", 1, messageID(), to{"bob", 2}), now.Add(time.Minute)))
+	}
+	_, err = e.s.Enqueue(e.ctx, message("alice", 1, messageID(), to{"bob", 2}))
+	wantErr(t, "Enqueue to a full queue", err, store.ErrQueueFull)
+	noErr(t, "Expire", e.s.Expire(e.ctx, now.Add(2*time.Minute)))
+	if n := len(e.pending("bob", 2)); n != 0 {
+		t.Fatalf("%d envelopes left after they all expired", n)
+	}
+	for range s.opt.MaxQueue {
+		e.enqueue(message("alice", 1, messageID(), to{"bob", 2}))
 	}
 }
