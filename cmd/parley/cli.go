@@ -63,14 +63,18 @@ func commandList() []*command {
 		{name: "register", args: "[--name NAME] [--pin-stdin] HANDLE", summary: "create an account with this device as its first",
 			detail: "Flags:\n  --name NAME   this device's name in the device list (default: parley on HOSTNAME)\n  --pin-stdin   then set a PIN (see 'parley help pin') read from standard input;\n                in a terminal, register offers to set one",
 			run:    cmdRegister},
-		{name: "send", args: "HANDLE TEXT...", summary: "send a message (TEXT from stdin if omitted)",
-			detail: "Flags go before HANDLE; everything after HANDLE is the message.\nExits 0 once the server has committed the message.",
-			run:    cmdSend},
-		{name: "sync", args: "[--wait DURATION] [--follow]", summary: "receive pending messages and print them",
-			detail: "Flags:\n  --wait DURATION   keep receiving for DURATION after the backlog (e.g. 30s)\n  --follow          keep receiving until interrupted\nMessages are acknowledged to the server only after they are stored here.",
+		{name: "send", args: "HANDLE TEXT... | HANDLE --file PATH [--caption TEXT] [--keep-metadata] [--view-once]",
+			summary: "send a message (TEXT from stdin if omitted) or a file",
+			detail:  sendDetail, run: cmdSend},
+		{name: "sync", args: "[--wait DURATION] [--follow] [--no-download]", summary: "receive pending messages and print them",
+			detail: "Flags:\n  --wait DURATION   keep receiving for DURATION after the backlog (e.g. 30s)\n  --follow          keep receiving until interrupted\n  --no-download     leave files on the server ('parley download ID' fetches one)\nMessages are acknowledged to the server only after they are stored here.\nFiles from contacts are downloaded into the home's downloads folder.",
 			run:    cmdSync},
 		{name: "history", args: "HANDLE [--limit N]", summary: "show a conversation and mark it read", detail: "Flags:\n  --limit N   show the last N messages (default 50)",
 			run: cmdHistory},
+		{name: "download", args: "ID [--to DIR] [--limit-rate RATE]", summary: "download the file of a message", detail: downloadDetail, run: cmdDownload},
+		{name: "open", args: "ID [--to DIR]", summary: "show a file, or view-once media (once)", detail: openDetail, run: cmdOpen},
+		{name: "uploads", args: "[list | resume [ID] | cancel ID]", summary: "list, resume or cancel unfinished uploads", detail: uploadsDetail, run: cmdUploads},
+		{name: "timer", args: "HANDLE [DURATION | off]", summary: "show or set the vanishing-message timer", detail: timerDetail, run: cmdTimer},
 		{name: "contacts", args: "[list | add HANDLE | remove HANDLE]", summary: "manage contacts", run: cmdContacts},
 		{name: "requests", args: "[list | accept HANDLE | reject HANDLE]", summary: "manage message requests", run: cmdRequests},
 		{name: "block", args: "HANDLE", summary: "block an account", run: cmdBlock},
@@ -333,7 +337,11 @@ func (a *app) openWith(ctx context.Context, deviceName string, logger *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	o := client.Options{Home: home, Server: a.serverURL(), Logger: logger, DeviceName: deviceName}
+	minTimer, err := a.minTimerEnv() // files.go
+	if err != nil {
+		return nil, err
+	}
+	o := client.Options{Home: home, Server: a.serverURL(), Logger: logger, DeviceName: deviceName, MinTimer: minTimer}
 	c, err := client.Open(ctx, o)
 	if err != nil {
 		return nil, err

@@ -96,9 +96,20 @@ func cmdRegister(ctx context.Context, a *app, args []string) error {
 
 func cmdSend(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("send")
-	pos, err := parse(fs, "send", args, 1)
+	ff := a.addFileFlags(fs) // files.go
+	maxPos := 1
+	if hasFileFlag(args) {
+		maxPos = -1 // send HANDLE --file PATH: flags may follow HANDLE
+	}
+	pos, err := parse(fs, "send", args, maxPos)
 	if err != nil {
 		return err
+	}
+	if ff.file != "" {
+		return a.sendFile(ctx, pos, ff)
+	}
+	if ff.caption != "" || ff.keepMeta || ff.viewOnce || ff.rate != "" {
+		return usagef("send", "--caption, --keep-metadata, --view-once and --limit-rate go with --file")
 	}
 	if len(pos) == 0 || handleArg(pos[0]) == "" {
 		return usagef("send", "send needs a HANDLE and the TEXT to send")
@@ -138,6 +149,7 @@ func cmdSync(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("sync")
 	wait := fs.Duration("wait", 0, "keep receiving for `DURATION` after the backlog")
 	follow := fs.Bool("follow", false, "keep receiving until interrupted")
+	noDownload := fs.Bool("no-download", false, "leave files on the server")
 	pos, err := parse(fs, "sync", args, -1)
 	if err != nil {
 		return err
@@ -158,11 +170,15 @@ func cmdSync(ctx context.Context, a *app, args []string) error {
 		mu       sync.Mutex
 		messages int
 	)
+	dl := a.newDownloader(c, &mu) // files.go
 	fn := func(e client.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		if e.Type == "message" && e.Message != nil {
 			messages++
+		}
+		if !*noDownload {
+			dl.notice(e)
 		}
 		if !*follow && (e.Type == "connected" || e.Type == "disconnected") {
 			// One sync is one connection: its state is no news.
@@ -171,9 +187,17 @@ func cmdSync(ctx context.Context, a *app, args []string) error {
 		a.printEvent(e)
 	}
 	if *follow {
+		stop := func() {}
+		if !*noDownload {
+			stop = dl.start(ctx)
+		}
 		err = c.Run(ctx, fn)
+		stop()
 	} else {
 		err = c.Sync(ctx, *wait, fn)
+		if err == nil && ctx.Err() == nil && !*noDownload {
+			dl.once(ctx)
+		}
 	}
 	if ctx.Err() != nil {
 		// Interrupted: what arrived was printed and acknowledged; stopping

@@ -29,6 +29,9 @@ func (a *app) sentence(err error) string {
 	if s, ok := a.pinSentence(err); ok { // pin.go
 		return s
 	}
+	if s, ok := a.fileSentence(err); ok { // files.go
+		return s
+	}
 	switch {
 	case errors.Is(err, client.ErrNotRegistered):
 		return "this device has no account yet: run 'parley register HANDLE' to create one, or 'parley link CODE' to join an existing one"

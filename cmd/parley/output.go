@@ -35,10 +35,15 @@ type jsonMessage struct {
 	Outgoing   bool   `json:"outgoing"`
 	Status     string `json:"status"`
 	Request    bool   `json:"request,omitempty"`
+	// Files and vanishing messages (files.go).
+	Kind       string          `json:"kind,omitempty"`       // "timer": the vanishing timer changed (timer: the new one, 0 off)
+	Timer      int64           `json:"timer,omitempty"`      // seconds a vanishing message lives once read
+	ExpiresAt  string          `json:"expires_at,omitempty"` // when it vanishes here
+	Attachment *jsonAttachment `json:"attachment,omitempty"`
 }
 
 func toJSONMessage(m client.Message) jsonMessage {
-	return jsonMessage{
+	j := jsonMessage{
 		Type:       "message",
 		ID:         m.ID,
 		Peer:       m.Peer,
@@ -51,6 +56,8 @@ func toJSONMessage(m client.Message) jsonMessage {
 		Status:     m.Status,
 		Request:    m.Request,
 	}
+	addFileFields(&j, m) // files.go
+	return j
 }
 
 // jsonEvent is any other sync event in --json output.
@@ -151,6 +158,9 @@ func formatLine(m client.Message, withDate bool) string {
 	if withDate {
 		layout = "2006-01-02 15:04"
 	}
+	if m.Kind == client.KindTimer {
+		return formatTimerLine(m, withDate) // files.go
+	}
 	t := m.SentAt
 	if t.IsZero() {
 		t = m.ReceivedAt
@@ -170,7 +180,7 @@ func formatLine(m client.Message, withDate bool) string {
 		}
 	}
 	b.WriteString(": ")
-	b.WriteString(strings.ReplaceAll(m.Text, "\n", "\n    "))
+	b.WriteString(strings.ReplaceAll(messageText(m), "\n", "\n    ")) // files.go
 	if mark := tui.StatusMark(m.Status); m.Outgoing && mark != "" {
 		b.WriteString("  " + mark)
 	}

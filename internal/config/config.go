@@ -36,6 +36,7 @@ type Config struct {
 	NATS         string `json:"nats" flag:"nats" usage:"fan-out between nodes: empty for in-process (one node), or nats://host:4222 (several URLs comma-separated)"`
 	NATSPrefix   string `json:"nats_prefix" flag:"nats-prefix" usage:"NATS subject prefix; every node of one deployment uses the same"`
 	MetricsAddr  string `json:"metrics_addr" flag:"metrics-addr" usage:"serve Prometheus /metrics on this separate host:port instead of on addr"`
+	PprofAddr    string `json:"pprof_addr" flag:"pprof-addr" usage:"serve Go's profiler (net/http/pprof, /debug/pprof/) on this loopback host:port, for performance work (empty: off)"`
 	TLSCert      string `json:"tls_cert" flag:"tls-cert" usage:"TLS certificate file (PEM); serve HTTPS with --tls-key"`
 	TLSKey       string `json:"tls_key" flag:"tls-key" usage:"TLS private key file (PEM)"`
 	InsecureHTTP bool   `json:"insecure_http" flag:"insecure-http" usage:"allow plain HTTP on a non-loopback address (behind a TLS proxy)"`
@@ -410,6 +411,15 @@ func (c Config) Validate() error {
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			return bad("metrics_addr %q is not host:port: %v", c.MetricsAddr, err)
+		}
+	}
+	if c.PprofAddr != "" {
+		h, _, err := net.SplitHostPort(c.PprofAddr)
+		if err != nil {
+			return bad("pprof_addr %q is not host:port: %v", c.PprofAddr, err)
+		}
+		if !isLoopback(h) {
+			return bad("pprof_addr %q is not a loopback address: the profiler shows the server's internals", c.PprofAddr)
 		}
 	}
 	if c.PollInterval != 0 && (c.PollInterval < 100*time.Millisecond || c.PollInterval > time.Hour) {

@@ -115,7 +115,9 @@ func newEchoRun(cfg Config, log *slog.Logger, clients *httpClients) *echoRun {
 	r := &echoRun{cfg: cfg, log: log, clients: clients, run: rand.Uint64(), epoch: time.Now(), lat: NewRecorder()}
 	r.replies = make([]chan uint32, cfg.Senders)
 	for i := range r.replies {
-		r.replies[i] = make(chan uint32, 1)
+		// Room for a few echoes that came after their sender gave up, so
+		// they do not crowd out the one it waits for.
+		r.replies[i] = make(chan uint32, 8)
 	}
 	return r
 }

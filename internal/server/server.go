@@ -292,6 +292,13 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopMetrics()
+	stopPprof, err := s.servePprof()
+	if err != nil {
+		ln.Close()
+		s.closeStore()
+		return err
+	}
+	defer stopPprof()
 	stopTURN, err := s.startTURN()
 	if err != nil {
 		ln.Close()

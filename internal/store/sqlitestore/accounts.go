@@ -96,45 +96,13 @@ func (db *DB) Account(ctx context.Context, handle string) (store.Account, error)
 
 // DeviceList implements store.Store.
 func (db *DB) DeviceList(ctx context.Context, handle string) (store.DeviceList, error) {
-	h := norm(handle)
-	// One read transaction, so the list and its devices agree.
-	tx, err := db.r.begin(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return store.DeviceList{}, wrap("device list", err)
-	}
-	defer tx.Rollback()
-	l, err := deviceList(ctx, tx, h)
+	// One statement reads one snapshot: the list and its devices agree.
+	l, err := readDeviceList(ctx, db.r, norm(handle))
 	return l, wrap("device list", err)
 }
 
 func deviceList(ctx context.Context, tx *txn, h string) (store.DeviceList, error) {
-	var l store.DeviceList
-	var version int64
-	err := tx.QueryRowContext(ctx, `SELECT device_list, device_list_version FROM accounts WHERE handle = ?`, h).
-		Scan(&l.Signed, &version)
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.DeviceList{}, store.ErrNotFound
-	}
-	if err != nil {
-		return store.DeviceList{}, err
-	}
-	l.Version = uint64(version)
-	rows, err := tx.QueryContext(ctx, `SELECT id, signing_key, created FROM devices WHERE handle = ? ORDER BY position`, h)
-	if err != nil {
-		return store.DeviceList{}, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		d := store.Device{Handle: h}
-		var id, created int64
-		if err := rows.Scan(&id, &d.SigningKey, &created); err != nil {
-			return store.DeviceList{}, err
-		}
-		d.ID = uint32(id)
-		d.Created = fromMicros(created)
-		l.Devices = append(l.Devices, d)
-	}
-	return l, rows.Err()
+	return readDeviceList(ctx, tx, h)
 }
 
 // ReplaceDeviceList implements store.Store.

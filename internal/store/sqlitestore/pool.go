@@ -75,9 +75,22 @@ func (p *pool) begin(ctx context.Context, opts *sql.TxOptions) (*txn, error) {
 type txn struct {
 	*sql.Tx
 	p *pool
+	// batchCtx, when set, replaces the context of every statement: in a
+	// group commit (batch.go) no caller's context may interrupt a
+	// statement, since SQLite would roll back everyone's transaction.
+	batchCtx context.Context
+}
+
+// stmtCtx is the context a statement of t runs under.
+func (t *txn) stmtCtx(ctx context.Context) context.Context {
+	if t.batchCtx != nil {
+		return t.batchCtx
+	}
+	return ctx
 }
 
 func (t *txn) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	ctx = t.stmtCtx(ctx)
 	if st := t.p.prepared[q]; st != nil {
 		return t.Tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	}
@@ -85,6 +98,7 @@ func (t *txn) ExecContext(ctx context.Context, q string, args ...any) (sql.Resul
 }
 
 func (t *txn) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	ctx = t.stmtCtx(ctx)
 	if st := t.p.prepared[q]; st != nil {
 		return t.Tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
@@ -92,6 +106,7 @@ func (t *txn) QueryRowContext(ctx context.Context, q string, args ...any) *sql.R
 }
 
 func (t *txn) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	ctx = t.stmtCtx(ctx)
 	if st := t.p.prepared[q]; st != nil {
 		return t.Tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 	}

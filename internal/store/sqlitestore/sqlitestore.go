@@ -38,6 +38,9 @@ type Options struct {
 	// Readers is the size of the read pool; zero means a default from
 	// GOMAXPROCS.
 	Readers int
+	// SerialWrites gives every write its own transaction and commit (one
+	// fsync each), as before group commit (batch.go): for comparisons.
+	SerialWrites bool
 }
 
 // DB is a store.Store on one SQLite database file.
@@ -47,6 +50,7 @@ type DB struct {
 	w        *pool // exactly one connection: the only writer
 	r        *pool // read-only connections
 	maxQueue int
+	commits  *committer // group commit of writes (batch.go); nil with Options.SerialWrites
 }
 
 // busyTimeout bounds how long a connection waits for a lock held by
@@ -101,7 +105,9 @@ func OpenOptions(ctx context.Context, path string, logger *slog.Logger, o Option
 		"foreign_keys(1)",
 		"synchronous(FULL)",
 	}
-	w, err := sql.Open("sqlite", dsn(abs, slices.Concat(pragmas, []string{"journal_mode(WAL)"}))+"&_txlock=immediate")
+	// The writer keeps its sub-journal (the undo log of the savepoints of a
+	// group commit, batch.go) in memory instead of a temporary file.
+	w, err := sql.Open("sqlite", dsn(abs, slices.Concat(pragmas, []string{"journal_mode(WAL)", "temp_store(MEMORY)"}))+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
@@ -110,6 +116,9 @@ func OpenOptions(ctx context.Context, path string, logger *slog.Logger, o Option
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	db := &DB{path: abs, log: logger, w: &pool{DB: w}, maxQueue: o.MaxQueue}
+	if !o.SerialWrites {
+		db.commits = newCommitter()
+	}
 	// The writer switches the file to WAL before any reader opens it; then
 	// the migrations run, then the statements are prepared.
 	err = db.checkWriter(ctx)
@@ -145,8 +154,8 @@ func OpenOptions(ctx context.Context, path string, logger *slog.Logger, o Option
 // TakeBundle on the writer; TokenDevice, Pending on the readers).
 var (
 	writeQueries = []string{qDedupInsert, qQueueReserve, qQueueRelease, qEnvelopeInsert, qAckOne,
-		qDeviceExists, qPrekeyFirst, qPrekeyDelete}
-	readQueries = []string{qTokenDevice, qPending, qDeviceExists}
+		qDeviceExists, qPrekeyFirst, qPrekeyDelete, qSavepoint, qRelease, qRollbackTo, qDeviceList}
+	readQueries = []string{qTokenDevice, qPending, qDeviceExists, qDeviceList}
 )
 
 // dsn is the driver's data source name for the file at path, running
@@ -198,15 +207,19 @@ func (db *DB) Close() error {
 // Path returns the absolute path of the database file.
 func (db *DB) Path() string { return db.path }
 
-// write runs fn in one write transaction and commits it. Every change goes
-// through here, on the single write connection: callers queue for it
-// instead of failing with SQLITE_BUSY. fn's error rolls everything back
-// and is returned as is.
+// write runs fn in a write transaction and returns once it committed.
+// Every change goes through here, on the single write connection: callers
+// queue for it instead of failing with SQLITE_BUSY. fn's error rolls back
+// fn's changes (only them) and is returned as is.
 //
-// Batching (group commit) belongs here: several callers' fn could run in
-// one transaction, each under a SAVEPOINT, with one commit (one fsync)
-// for all of them.
+// Concurrent writes share one transaction and one commit (group commit,
+// batch.go), each under a SAVEPOINT. What fn records outside the
+// transaction (a duplicate flag, removed ids) is only good when write
+// returns nil: the shared commit may still fail after fn succeeded.
 func (db *DB) write(ctx context.Context, fn func(tx *txn) error) error {
+	if db.commits != nil {
+		return db.groupWrite(ctx, fn)
+	}
 	tx, err := db.w.begin(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: begin: %w", err)
