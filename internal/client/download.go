@@ -84,7 +84,7 @@ func (c *Client) DownloadPending(ctx context.Context, o DownloadOptions, fn func
 	var ms []*clientdb.Message
 	err := c.db.View(ctx, func(tx *clientdb.Tx) error {
 		var err error
-		as, ms, err = tx.Attachments(clientdb.AttachPending, clientdb.AttachRelease, clientdb.AttachSaved)
+		as, ms, err = tx.AttachmentsToDo()
 		return err
 	})
 	if err != nil {

@@ -393,3 +393,91 @@ func TestSafeFileName(t *testing.T) {
 		}
 	}
 }
+
+// With several devices: every device of the recipient fetches the file,
+// the sender's other device gets a copy too (but never view-once media,
+// which it only releases), and the blob is deleted once all are done.
+func TestFilesAcrossDevices(t *testing.T) {
+	ts := newServer(t)
+	alice, bob := contactPair(t, ts.URL)
+	alice2 := link(t, alice, ts.URL, "alice-2")
+	bob2 := link(t, bob, ts.URL, "bob-2")
+	syncAll(t, alice2)
+	syncAll(t, bob2)
+	src, want := writeRandomFile(t, t.TempDir(), "shared.bin", 200000)
+	if _, err := alice.SendFile(testCtx(t), "bob", src, FileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendFile(testCtx(t), "bob", src, FileOptions{ViewOnce: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*Client{bob, bob2, alice2} {
+		syncAll(t, c)
+		got := downloads(t, c, DownloadOptions{Dir: t.TempDir()})
+		var saved []Downloaded
+		for _, d := range got {
+			if d.Err != nil {
+				t.Fatalf("%s/%d: %v", c.Handle(), c.DeviceID(), d.Err)
+			}
+			if d.Path != "" {
+				saved = append(saved, d)
+			}
+		}
+		wantN := 2 // the file, and view-once media kept privately
+		if c == alice2 {
+			wantN = 1 // the copy of the file; the view-once media is only released
+		}
+		if len(got) != wantN || len(saved) != 1 {
+			t.Fatalf("%s/%d downloaded %+v", c.Handle(), c.DeviceID(), got)
+		}
+		if b, _ := os.ReadFile(saved[0].Path); !bytes.Equal(b, want) {
+			t.Fatalf("%s/%d: the file differs", c.Handle(), c.DeviceID())
+		}
+	}
+	// bob and bob2 fetched both; alice2 fetched the file and released the
+	// view-once media: every recipient is done, so both blobs are gone.
+	if f := blobFiles(t, ts.dir); len(f) != 0 {
+		t.Fatalf("blob files left: %v", f)
+	}
+	h, _ := alice2.History(testCtx(t), "bob", 0)
+	if len(h) != 2 || h[1].Attachment == nil || !h[1].Attachment.ViewOnce || h[1].Attachment.State != AttachmentSent {
+		t.Fatalf("alice2's history: %+v", h)
+	}
+}
+
+// A timer change reaches the changer's other devices too; a message read
+// on one device starts its clock on the account's other devices.
+func TestTimerAcrossDevices(t *testing.T) {
+	ts := newServer(t)
+	alice, bob := contactPair(t, ts.URL)
+	alice2 := link(t, alice, ts.URL, "alice-2")
+	bob2 := link(t, bob, ts.URL, "bob-2")
+	syncAll(t, alice2)
+	syncAll(t, bob2)
+	if _, err := alice.SetTimer(testCtx(t), "bob", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, alice2)
+	if d, _ := alice2.Timer(testCtx(t), "bob"); d != time.Hour {
+		t.Fatalf("alice2's timer: %v", d)
+	}
+	h, _ := alice2.History(testCtx(t), "bob", 0)
+	if len(h) != 1 || h[0].Kind != KindTimer || !h[0].Outgoing || h[0].Text != "set the timer to 1h" {
+		t.Fatalf("alice2's history: %+v", h)
+	}
+	// A message from alice2 carries the timer it learned.
+	m := send(t, alice2, "bob", "hello")
+	if m.Timer != time.Hour {
+		t.Fatalf("alice2 sent %+v", m)
+	}
+	syncAll(t, bob)
+	syncAll(t, bob2)
+	if err := bob.MarkRead(testCtx(t), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, bob2)
+	h, _ = bob2.History(testCtx(t), "alice", 0)
+	if len(h) != 2 || h[1].Text != "hello" || h[1].ExpiresAt.IsZero() || time.Until(h[1].ExpiresAt) > time.Hour {
+		t.Fatalf("bob2's history: %+v", h)
+	}
+}

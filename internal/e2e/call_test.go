@@ -135,7 +135,9 @@ func checkRecordings(t *testing.T, ended callLine, packets, frames int) {
 		}
 	}
 	t.Logf("recorded %d audio packets and %d video frames (sent %d and %d)", gotA, gotV, packets, frames)
-	if gotA != packets || gotV != frames {
+	// Loopback loses nothing unless the machine drops a datagram under
+	// load: allow 2%.
+	if gotA > packets || gotV > frames || gotA < packets-packets/50 || gotV < frames-max(1, frames/50) {
 		t.Fatalf("recordings %v hold %d audio packets and %d video frames, want %d and %d", ended.Recordings, gotA, gotV, packets, frames)
 	}
 }

@@ -132,13 +132,20 @@ type measured struct {
 
 // runMeasured runs parley (with --json) with extra environment, bounded
 // by limit, and reports its peak memory and duration; a failure fails the
-// test.
+// test. The peak comes from GNU time (/usr/bin/time) when it is installed:
+// the rusage of a child Go starts directly also counts this test
+// process's own peak, since Go starts children with vfork.
 func (d *device) runMeasured(limit time.Duration, env []string, args ...string) measured {
 	d.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := d.command(ctx, args...)
 	cmd.Env = append(cmd.Env, env...)
+	timed := false
+	if _, err := os.Stat("/usr/bin/time"); err == nil {
+		cmd.Args = append([]string{"/usr/bin/time", "-f", "parley-maxrss-kb=%M"}, cmd.Args...)
+		cmd.Path, timed = "/usr/bin/time", true
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
@@ -147,8 +154,15 @@ func (d *device) runMeasured(limit time.Duration, env []string, args ...string) 
 	if err != nil {
 		d.t.Fatalf("%s: parley %s: %v\nstdout:\n%s\nstderr:\n%s", d.name, strings.Join(args, " "), err, m.out, m.errOut)
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		m.maxRSS = ru.Maxrss << 10 // KiB on Linux
+	if i := strings.LastIndex(m.errOut, "parley-maxrss-kb="); timed && i >= 0 {
+		kb, err := strconv.ParseInt(strings.TrimSpace(m.errOut[i+len("parley-maxrss-kb="):]), 10, 64)
+		if err != nil {
+			d.t.Fatalf("GNU time's output: %q", m.errOut)
+		}
+		m.maxRSS = kb << 10
+		m.errOut = m.errOut[:i]
+	} else if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		m.maxRSS = ru.Maxrss << 10 // KiB on Linux; includes this process's peak (vfork)
 	}
 	return m
 }
@@ -196,43 +210,105 @@ func blobDataFiles(t *testing.T, s *server) []string {
 	return out
 }
 
-// noPlaintextOnServer requires that no stride-aligned 32-byte window of
-// the plaintext file appears anywhere in the server's data folder (the
-// blob folder and the database with its log): with stride s, any run of
-// s+31 plaintext bytes there would be found.
-func noPlaintextOnServer(t *testing.T, s *server, plain string, stride int64) {
+// plaintextIn looks for the plaintext file's bytes in every file under
+// dir: it returns where a stride-aligned 32-byte window of the plaintext
+// appears ("" if none; with stride s, any run of s+31 plaintext bytes
+// would be found), and how many bytes it scanned. It streams both sides,
+// so a file of gigabytes needs no more memory than its windows.
+func plaintextIn(t *testing.T, dir, plain string, stride int64) (string, int64) {
 	t.Helper()
-	pt, err := os.ReadFile(plain)
+	pf, err := os.Open(plain)
 	if err != nil {
 		t.Fatal(err)
 	}
-	windows := make(map[uint64]int64, len(pt)/int(stride)+1)
-	for off := int64(0); off+32 <= int64(len(pt)); off += stride {
-		windows[binary.LittleEndian.Uint64(pt[off:])] = off
+	defer pf.Close()
+	// The windows by their first 8 bytes, with a bit set in front of the
+	// map so that most positions cost one multiplication and one load.
+	const setBits = 27
+	set := make([]uint64, 1<<(setBits-6))
+	slot := func(v uint64) uint64 { return (v * 0x9e3779b97f4a7c15) >> (64 - setBits) }
+	windows := map[uint64]int64{}
+	var w [32]byte
+	br := bufio.NewReaderSize(pf, 1<<20)
+	for off := int64(0); ; off += stride {
+		if _, err := io.ReadFull(br, w[:]); err != nil {
+			break
+		}
+		v := binary.LittleEndian.Uint64(w[:])
+		windows[v] = off
+		set[slot(v)>>6] |= 1 << (slot(v) & 63)
+		if _, err := br.Discard(int(stride - 32)); err != nil {
+			break
+		}
 	}
-	scanned := 0
-	err = filepath.WalkDir(s.data, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+	var scanned int64
+	found := ""
+	buf := make([]byte, 4<<20)
+	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || found != "" {
 			return err
 		}
-		b, err := os.ReadFile(p)
+		f, err := os.Open(p)
 		if err != nil {
 			return err
 		}
-		scanned += len(b)
-		for i := 0; i+32 <= len(b); i++ {
-			off, ok := windows[binary.LittleEndian.Uint64(b[i:])]
-			if ok && bytes.Equal(b[i:i+32], pt[off:off+32]) {
-				t.Fatalf("%s holds the plaintext bytes at offset %d of the file (at %d)", p, off, i)
+		defer f.Close()
+		keep := 0 // bytes carried over from the previous block
+		var base int64
+		for {
+			n, rerr := io.ReadFull(f, buf[keep:])
+			n += keep
+			scanned += int64(n - keep)
+			for i := 0; i+32 <= n; i++ {
+				v := binary.LittleEndian.Uint64(buf[i:])
+				if k := slot(v); set[k>>6]&(1<<(k&63)) == 0 {
+					continue
+				}
+				off, ok := windows[v]
+				if !ok {
+					continue
+				}
+				if _, err := pf.ReadAt(w[:], off); err != nil {
+					return err
+				}
+				if bytes.Equal(buf[i:i+32], w[:]) {
+					found = fmt.Sprintf("%s at %d holds the file's bytes from %d", p, base+int64(i), off)
+					return nil
+				}
 			}
+			if rerr != nil {
+				return nil
+			}
+			keep = min(31, n)
+			copy(buf, buf[n-keep:n])
+			base += int64(n - keep)
 		}
-		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if scanned < len(pt) {
-		t.Fatalf("scanned %d bytes of server files, less than the %d-byte file: the blob is not there", scanned, len(pt))
+	return found, scanned
+}
+
+// noPlaintextOnServer requires that the server's data folder (the blob
+// folder, the database and its log) holds no plaintext of the file, and
+// that the scan would have seen it (a positive control on the file's own
+// folder).
+func noPlaintextOnServer(t *testing.T, s *server, plain string, stride int64) {
+	t.Helper()
+	if found, _ := plaintextIn(t, filepath.Dir(plain), plain, stride); found == "" {
+		t.Fatal("the scan does not find the plaintext in the file itself")
+	}
+	found, scanned := plaintextIn(t, s.data, plain, stride)
+	if found != "" {
+		t.Fatalf("the server's files hold plaintext: %s", found)
+	}
+	st, err := os.Stat(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scanned < st.Size() {
+		t.Fatalf("scanned %d bytes of server files, less than the %d-byte file: the blob is not there", scanned, st.Size())
 	}
 }
 

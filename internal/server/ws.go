@@ -87,12 +87,20 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.CodeUnavailable, "The server is shutting down; try again shortly.")
 		return
 	}
-	defer s.wsWG.Done()
-	conn, err := websocket.Accept(w, r, nil)
+	conn, err := websocket.Accept(smallBuffers{w}, r, nil)
 	if err != nil {
+		s.wsWG.Done()
 		return // Accept has answered the request
 	}
-	s.deliver(conn, c)
+	// The connection is hijacked: net/http is done with it. Delivery runs
+	// in a goroutine of its own and this one returns, so the request, its
+	// headers and net/http's state for the connection are freed: an idle
+	// device costs two parked goroutines (this and the reader) and the
+	// WebSocket's buffers, not a third goroutine deep in net/http.
+	go func() {
+		defer s.wsWG.Done()
+		s.deliver(conn, c)
+	}()
 }
 
 // deliver runs one device's delivery connection until it ends.
@@ -119,16 +127,17 @@ func (s *Server) deliver(conn *websocket.Conn, c caller) {
 	acks := make(chan []int64)
 	readErr := make(chan error, 1)
 	var wg sync.WaitGroup
-	wg.Go(func() { readErr <- s.readFrames(ctx, conn, c, acks) })
-	stopPing := make(chan struct{})
-	wg.Go(func() { s.keepalive(stopPing, conn, cancel) })
+	ack := newAcker(s, ctx, cancel, c, acks, &wg)
+	wg.Go(func() { readErr <- s.readFrames(conn, ack) })
+	stopPing, pingDone := s.keepalive(conn, cancel)
 
 	code, reason := s.deliveryLoop(ctx, conn, c, wakeups{mail, devs}, acks, readErr)
 	log.Debug("delivery connection ends", "code", code, "reason", reason)
-	close(stopPing)
+	stopPing()
 	conn.Close(code, reason)
 	cancel(nil)
 	wg.Wait()
+	pingDone()
 }
 
 // wakeups are the bus subscriptions of one delivery connection.
@@ -166,7 +175,7 @@ func (s *Server) deliveryLoop(ctx context.Context, conn *websocket.Conn, c calle
 	// that finds the same version (a bus reconnecting wakes everyone) sends
 	// no frame.
 	var listVersion uint64
-	if l, err := s.store.DeviceList(ctx, c.handle); err == nil {
+	if l, err := onOwnStack2(func() (store.DeviceList, error) { return s.store.DeviceList(ctx, c.handle) }); err == nil {
 		listVersion = l.Version
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return s.endCode(ctx, err)
@@ -215,7 +224,7 @@ func (s *Server) deliveryLoop(ctx context.Context, conn *websocket.Conn, c calle
 
 	for {
 		if !caughtUp {
-			n, err := fill()
+			n, err := onOwnStack2(fill)
 			if polled && n > 0 {
 				s.metrics.PollFinds.Add(float64(n))
 			}
@@ -242,7 +251,7 @@ func (s *Server) deliveryLoop(ctx context.Context, conn *websocket.Conn, c calle
 				}
 			}
 		case <-wake.devs:
-			l, err := s.store.DeviceList(ctx, c.handle)
+			l, err := onOwnStack2(func() (store.DeviceList, error) { return s.store.DeviceList(ctx, c.handle) })
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return s.endCode(ctx, err)
 			}
@@ -292,9 +301,10 @@ type closeError struct {
 
 func (e *closeError) Error() string { return e.reason }
 
-// readFrames reads client frames until the connection ends: acks are
-// applied to the store, then passed to the delivery loop.
-func (s *Server) readFrames(ctx context.Context, conn *websocket.Conn, c caller, acks chan<- []int64) error {
+// readFrames reads client frames until the connection ends: acks go to
+// the acker, which applies them to the store and passes them on to the
+// delivery loop.
+func (s *Server) readFrames(conn *websocket.Conn, a *acker) error {
 	for {
 		// Reads use a context that is never cancelled: cancelling a read
 		// would drop the connection without a close frame. Close ends it.
@@ -302,54 +312,86 @@ func (s *Server) readFrames(ctx context.Context, conn *websocket.Conn, c caller,
 		if err != nil {
 			return err
 		}
-		if typ != websocket.MessageText {
-			return &closeError{websocket.StatusUnsupportedData, "frames are JSON text"}
-		}
-		var f api.Frame
-		if err := json.Unmarshal(data, &f); err != nil {
-			return &closeError{websocket.StatusPolicyViolation, "malformed frame"}
-		}
-		if f.Type != api.FrameAck {
-			continue // unknown frame types are ignored, for later versions
-		}
-		if len(f.Seqs) == 0 {
-			continue
-		}
-		if len(f.Seqs) > maxAckSeqs {
-			return &closeError{websocket.StatusPolicyViolation, "too many seqs in one ack"}
-		}
-		if err := s.store.Ack(ctx, c.handle, c.device, f.Seqs); err != nil {
+		seqs, err := decodeFrame(typ, data)
+		if err != nil {
 			return err
 		}
-		select {
-		case acks <- f.Seqs:
-		case <-ctx.Done():
-			return context.Cause(ctx)
+		if len(seqs) == 0 {
+			continue
+		}
+		if err := a.add(seqs); err != nil {
+			return err
 		}
 	}
 }
 
-// keepalive pings the client every PingInterval; a ping without a pong
-// within WriteTimeout ends the connection.
-func (s *Server) keepalive(stop <-chan struct{}, conn *websocket.Conn, cancel context.CancelCauseFunc) {
-	t := time.NewTicker(s.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			// Not derived from the connection's context: cancelling a
-			// ping in flight would drop the connection without a close frame.
-			pctx, pcancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
-			err := conn.Ping(pctx)
-			pcancel()
-			if err != nil {
-				cancel(errPingFailed)
-				return
-			}
-		}
+// decodeFrame decodes one client frame and returns the seqs of an ack
+// (none for other frames).
+func decodeFrame(typ websocket.MessageType, data []byte) ([]int64, error) {
+	if typ != websocket.MessageText {
+		return nil, &closeError{websocket.StatusUnsupportedData, "frames are JSON text"}
 	}
+	var f api.Frame
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, &closeError{websocket.StatusPolicyViolation, "malformed frame"}
+	}
+	if f.Type != api.FrameAck {
+		return nil, nil // unknown frame types are ignored, for later versions
+	}
+	if len(f.Seqs) > maxAckSeqs {
+		return nil, &closeError{websocket.StatusPolicyViolation, "too many seqs in one ack"}
+	}
+	return f.Seqs, nil
+}
+
+// keepalive pings the client every PingInterval; a ping without a pong
+// within WriteTimeout ends the connection. It runs on a timer, so an idle
+// connection keeps no goroutine for it: the timer's goroutine lives only
+// while a ping waits for its pong. stop ends the pings; wait waits for a
+// ping in flight (closing the connection ends it).
+func (s *Server) keepalive(conn *websocket.Conn, cancel context.CancelCauseFunc) (stop, wait func()) {
+	var (
+		mu      sync.Mutex
+		stopped bool
+		t       *time.Timer
+		pinging sync.WaitGroup
+	)
+	ping := func() {
+		pinging.Add(1) // before mu is released below: stop waits for it
+		mu.Unlock()
+		defer pinging.Done()
+		// Not derived from the connection's context: cancelling a ping
+		// in flight would drop the connection without a close frame.
+		pctx, pcancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+		err := conn.Ping(pctx)
+		pcancel()
+		if err != nil {
+			cancel(errPingFailed)
+			return
+		}
+		mu.Lock()
+		if !stopped {
+			t.Reset(s.cfg.PingInterval)
+		}
+		mu.Unlock()
+	}
+	mu.Lock()
+	t = time.AfterFunc(s.cfg.PingInterval, func() {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			return
+		}
+		ping() // unlocks mu
+	})
+	mu.Unlock()
+	stop = func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+	}
+	return stop, pinging.Wait
 }
 
 func (s *Server) writeFrame(conn *websocket.Conn, f api.Frame) error {

@@ -153,6 +153,19 @@ func (tx *Tx) Attachments(states ...string) ([]*Attachment, []*Message, error) {
 	for i, s := range states {
 		args[i] = s
 	}
+	return tx.attachments(q, args...)
+}
+
+// AttachmentsToDo returns the attachments a device still has work on:
+// pending downloads, view-once media sent from another own device to
+// release, and saved files whose server was not told yet; oldest first.
+func (tx *Tx) AttachmentsToDo() ([]*Attachment, []*Message, error) {
+	return tx.attachments(`SELECT msg FROM attachments WHERE state IN (?, ?) OR (state = ? AND claimed = 0) ORDER BY msg`,
+		AttachPending, AttachRelease, AttachSaved)
+}
+
+// attachments runs a query of attachment message seqs and loads each.
+func (tx *Tx) attachments(q string, args ...any) ([]*Attachment, []*Message, error) {
 	rows, err := tx.q.QueryContext(tx.ctx, q, args...)
 	if err != nil {
 		return nil, nil, wrap("attachments", err)

@@ -59,3 +59,20 @@ func benchEnqueueParallel(b *testing.B, o Options, parallelism int) {
 		b.ReportMetric(float64(w-w0)/float64(c-c0), "writes/commit")
 	}
 }
+
+// BenchmarkDeviceList reads one account's device list, as every send does
+// twice (the server checks the recipient's and the sender's devices).
+func BenchmarkDeviceList(b *testing.B) {
+	db := openTest(b, filepath.Join(b.TempDir(), "parley.db"), Options{})
+	mustAccount(b, db, "alice", 1)
+	mustAccount(b, db, "bob", 1, 2, 3)
+	ctx := testCtx(b)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := db.DeviceList(ctx, "bob"); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
