@@ -636,20 +636,23 @@ func TestBlobBusy(t *testing.T) {
 	if _, err := conn.Write(f.cipher[:10]); err != nil {
 		t.Fatal(err)
 	}
-	// While it runs, a second PATCH and a finish are refused (bounded wait:
-	// the first request may not have reached the handler yet).
+	// Wait (bounded) until the first request holds the upload: a finish,
+	// which changes nothing while the upload is incomplete, says so.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		r := ts.raw("PATCH", blobPath(st.ID), at, map[string]string{api.HeaderUploadOffset: "0"}, bytes.NewReader(f.cipher[:1]))
-		if r.StatusCode == 409 && r.apiErr(t).Code == api.CodeUploadBusy {
+		status, apiErr := ts.do("POST", blobPath(st.ID)+"/finish", at, api.FinishBlobRequest{SHA256: f.sum}, nil)
+		if status == 409 && apiErr.Code == api.CodeUploadBusy {
 			break
 		}
-		if r.StatusCode == 200 || time.Now().After(deadline) {
-			t.Fatalf("second PATCH while the first runs: %d %s", r.StatusCode, r.body)
+		if status == 200 || time.Now().After(deadline) {
+			t.Fatalf("finish while the first PATCH runs: %d %+v", status, apiErr)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	ts.wantErr(409, api.CodeUploadBusy, "POST", blobPath(st.ID)+"/finish", at, api.FinishBlobRequest{SHA256: f.sum})
+	// While it runs, a second PATCH is refused too.
+	if r := ts.raw("PATCH", blobPath(st.ID), at, map[string]string{api.HeaderUploadOffset: "0"}, bytes.NewReader(f.cipher[:1])); r.StatusCode != 409 || r.apiErr(t).Code != api.CodeUploadBusy {
+		t.Fatalf("second PATCH while the first runs: %d %s", r.StatusCode, r.body)
+	}
 	if _, err := conn.Write(f.cipher[10:]); err != nil {
 		t.Fatal(err)
 	}
