@@ -84,7 +84,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 		fs.PrintDefaults()
 	}
 	c := &o.cfg
-	fs.StringVar(&c.Server, "server", "", "parleyd base URL, loopback only (empty: echo baseline only)")
+	fs.StringVar(&c.Server, "server", "", "parleyd base URL, loopback only; several nodes comma-separated, device i using node i mod n (empty: echo baseline only)")
 	fs.IntVar(&c.Devices, "devices", 100, "simulated accounts, one device and one WebSocket each")
 	fs.IntVar(&c.Senders, "senders", 10, "sending goroutines, one request at a time each")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to send, per phase")

@@ -15,13 +15,14 @@ import (
 func TestParseArgs(t *testing.T) {
 	var stderr bytes.Buffer
 	o, err := parseArgs(strings.Fields("--server http://127.0.0.1:18080 --devices 200 --senders 50 --duration 20s "+
-		"--size 200 --rate 1500 --source-addrs 127.0.0.1-127.0.0.8 --server-pid 42 --json"), &stderr)
+		"--size 200 --rate 1500 --source-addrs 127.0.0.1-127.0.0.8 --server-pid 42 --json --fsync-dir /tmp --fsync-time 1s"), &stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := o.cfg
 	if c.Server != "http://127.0.0.1:18080" || c.Devices != 200 || c.Senders != 50 || c.Duration != 20*time.Second ||
-		c.Size != 200 || c.Rate != 1500 || len(c.SourceAddrs) != 8 || c.ServerPID != 42 || !o.json || !c.Echo {
+		c.Size != 200 || c.Rate != 1500 || len(c.SourceAddrs) != 8 || c.ServerPID != 42 || !o.json || !c.Echo ||
+		c.FsyncDir != "/tmp" || c.FsyncTime != time.Second {
 		t.Fatalf("parsed %+v", o)
 	}
 	if c.SetupTimeout == 0 || c.Drain == 0 || c.RequestTimeout == 0 || c.SetupConcurrency == 0 {
@@ -37,6 +38,7 @@ func TestParseArgs(t *testing.T) {
 		"--server http://127.0.0.1:1 --duration 0s",
 		"--server http://127.0.0.1:1 --source-addrs 10.1.1.1",
 		"--server http://127.0.0.1:1 extra",
+		"--server http://127.0.0.1:1 --fsync-time 2m",
 		"--echo=false",
 	} {
 		if _, err := parseArgs(strings.Fields(bad), &stderr); !errors.Is(err, loadgen.ErrConfig) {

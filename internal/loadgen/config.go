@@ -24,8 +24,11 @@ const (
 
 // Config is one load run.
 type Config struct {
-	// Server is parleyd's base URL (http://127.0.0.1:18080). Only loopback
-	// targets are allowed. Empty runs the echo baseline alone.
+	// Server is parleyd's base URL (http://127.0.0.1:18080), or several
+	// nodes' URLs separated by commas: device i then registers, connects
+	// and sends through node i mod n, so messages cross between nodes.
+	// Only loopback targets are allowed. Empty runs the echo baseline
+	// alone.
 	Server string
 	// Devices is the number of simulated accounts, one device each, each
 	// with its own WebSocket; the echo baseline opens as many connections.
@@ -94,8 +97,8 @@ func (c *Config) Validate() error {
 	if c.Server == "" && !c.Echo {
 		return bad("nothing to run: give --server, --echo or both")
 	}
-	if c.Server != "" {
-		if err := checkLoopbackURL(c.Server); err != nil {
+	for _, s := range c.Servers() {
+		if err := checkLoopbackURL(s); err != nil {
 			return err
 		}
 	}
@@ -124,6 +127,18 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Servers returns the node URLs of Server (none when it is empty).
+func (c *Config) Servers() []string {
+	if c.Server == "" {
+		return nil
+	}
+	var out []string
+	for s := range strings.SplitSeq(c.Server, ",") {
+		out = append(out, strings.TrimSpace(s))
+	}
+	return out
 }
 
 // checkLoopbackURL accepts http(s) URLs whose host is "localhost" or a

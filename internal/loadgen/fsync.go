@@ -9,9 +9,9 @@ import (
 
 // Fsync is the disk baseline: appends of 4 KiB, each followed by fsync, in
 // one file in the given folder (put it on the filesystem of parleyd's data
-// folder), one at a time. parleyd commits every send and every ack batch
-// with an fsync of SQLite's write-ahead log, so this bounds what one
-// writer can commit per second.
+// folder), one at a time. parleyd makes sends and acks durable with an
+// fsync of SQLite's write-ahead log, so this says how fast its one writer
+// could commit one write at a time.
 type Fsync struct {
 	Dir     string  `json:"dir"`
 	Seconds float64 `json:"seconds"`

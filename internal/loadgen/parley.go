@@ -43,6 +43,7 @@ type parleyRun struct {
 	epoch   time.Time // send times in payloads are nanoseconds since epoch
 
 	devices []*device
+	servers []string // Config.Servers
 
 	setupErrs   Errors
 	rateLimited atomic.Int64 // registration answers 429, retried
@@ -73,7 +74,13 @@ func newParleyRun(cfg Config, log *slog.Logger, clients *httpClients) *parleyRun
 		epoch:   time.Now(),
 		lat:     NewRecorder(),
 		track:   newTracker(),
+		servers: cfg.Servers(),
 	}
+}
+
+// server is the node device i uses (Config.Server may name several).
+func (p *parleyRun) server(i int) string {
+	return p.servers[i%len(p.servers)]
 }
 
 // handle names device i of this run: "ld" + 8 hex digits of the run id +
@@ -134,7 +141,7 @@ func (p *parleyRun) register(ctx context.Context, i int) (*device, error) {
 	c := p.clients.get(i)
 	for attempt := 0; ; attempt++ {
 		rctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
-		err = call(rctx, c, http.MethodPost, pathURL(p.cfg.Server, api.PathAccounts), "", req, nil)
+		err = call(rctx, c, http.MethodPost, pathURL(p.server(i), api.PathAccounts), "", req, nil)
 		cancel()
 		wait, limited := isRateLimited(err)
 		if !limited {
@@ -158,13 +165,13 @@ func (p *parleyRun) register(ctx context.Context, i int) (*device, error) {
 	var ch api.ChallengeResponse
 	rctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
 	defer cancel()
-	if err := call(rctx, c, http.MethodPost, pathURL(p.cfg.Server, api.PathChallenge), "",
+	if err := call(rctx, c, http.MethodPost, pathURL(p.server(i), api.PathChallenge), "",
 		api.ChallengeRequest{Handle: d.handle, DeviceID: d.id}, &ch); err != nil {
 		return nil, fmt.Errorf("loadgen: challenge for %s: %w", d.handle, err)
 	}
 	sig := dk.Sign(identity.AuthMessage(d.handle, d.id, ch.Challenge))
 	var tok api.TokenResponse
-	if err := call(rctx, c, http.MethodPost, pathURL(p.cfg.Server, api.PathToken), "",
+	if err := call(rctx, c, http.MethodPost, pathURL(p.server(i), api.PathToken), "",
 		api.TokenRequest{Handle: d.handle, DeviceID: d.id, Challenge: ch.Challenge, Signature: sig}, &tok); err != nil {
 		return nil, fmt.Errorf("loadgen: token for %s: %w", d.handle, err)
 	}
@@ -220,7 +227,7 @@ func (p *parleyRun) connect(ctx context.Context, d *device) error {
 	h.Set(api.HeaderAuthorization, "Bearer "+d.token)
 	dctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
 	defer cancel()
-	conn, resp, err := websocket.Dial(dctx, pathURL(p.cfg.Server, api.PathWebSocket), &websocket.DialOptions{
+	conn, resp, err := websocket.Dial(dctx, pathURL(p.server(d.index), api.PathWebSocket), &websocket.DialOptions{
 		HTTPClient: p.clients.get(d.index),
 		HTTPHeader: h,
 	})
@@ -346,7 +353,7 @@ func (p *parleyRun) sendLoop(ctx context.Context, j int, limiter *rate.Limiter) 
 	}
 	fill := rand.NewChaCha8(seed)
 	buf := make([]byte, p.cfg.Size)
-	url := pathURL(p.cfg.Server, api.PathMessages)
+	url := pathURL(p.server(from.index), api.PathMessages)
 	for seq := uint32(0); ctx.Err() == nil; seq++ {
 		if limiter != nil && limiter.Wait(ctx) != nil {
 			return

@@ -23,6 +23,9 @@ func (s *Server) servePprof() (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: listening for pprof on %s: %w", s.cfg.PprofAddr, err)
 	}
+	s.mu.Lock()
+	s.pprofLn = ln
+	s.mu.Unlock()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index) // and the named profiles: heap, goroutine, ...
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -47,4 +50,15 @@ func (s *Server) servePprof() (stop func(), err error) {
 		hs.Close()
 		<-done
 	}, nil
+}
+
+// PprofAddr returns the address of the profiler's listener while Run
+// serves, nil without one.
+func (s *Server) PprofAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pprofLn == nil {
+		return nil
+	}
+	return s.pprofLn.Addr()
 }

@@ -88,11 +88,13 @@ type Server struct {
 	turn       turnState // the TURN relay (turn.go)
 	pin        pinState  // PIN backup: realm tokens, backups, recovery (realmtoken.go)
 	conns      *connRegistry
+	deep       *callPool // runs store calls of delivery connections (callpool.go)
 	metrics    *metrics.Metrics
 	busCloser  io.Closer // the bus New opened, closed with the store
 
 	mu        sync.Mutex
 	metricsLn net.Listener
+	pprofLn   net.Listener // Config.PprofAddr (pprof.go)
 	ln        net.Listener
 	started   bool
 	closed    bool
@@ -178,6 +180,7 @@ func NewWithOptions(cfg config.Config, o Options) (*Server, error) {
 		bundleRL:   ratelimit.New(cfg.BundleRate, cfg.BundleBurst, 0),
 		joinRL:     ratelimit.New(cfg.JoinRate, cfg.JoinBurst, 0),
 		conns:      newConnRegistry(),
+		deep:       newCallPool(),
 		metrics:    o.Metrics,
 		pin:        pin,
 		ln:         o.Listener,

@@ -87,7 +87,8 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.CodeUnavailable, "The server is shutting down; try again shortly.")
 		return
 	}
-	conn, err := websocket.Accept(smallBuffers{w}, r, nil)
+	sb := &smallBuffers{ResponseWriter: w}
+	conn, err := websocket.Accept(sb, r, nil)
 	if err != nil {
 		s.wsWG.Done()
 		return // Accept has answered the request
@@ -97,14 +98,16 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	// headers and net/http's state for the connection are freed: an idle
 	// device costs two parked goroutines (this and the reader) and the
 	// WebSocket's buffers, not a third goroutine deep in net/http.
+	dataNext := sb.dataNext()
 	go func() {
 		defer s.wsWG.Done()
-		s.deliver(conn, c)
+		s.deliver(conn, dataNext, c)
 	}()
 }
 
-// deliver runs one device's delivery connection until it ends.
-func (s *Server) deliver(conn *websocket.Conn, c caller) {
+// deliver runs one device's delivery connection until it ends. dataNext
+// reports whether another data frame has arrived already (smallBuffers).
+func (s *Server) deliver(conn *websocket.Conn, dataNext func() bool, c caller) {
 	log := s.log.With("handle", c.handle, "device", c.device)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
@@ -127,14 +130,17 @@ func (s *Server) deliver(conn *websocket.Conn, c caller) {
 	acks := make(chan []int64)
 	readErr := make(chan error, 1)
 	var wg sync.WaitGroup
-	ack := newAcker(s, ctx, cancel, c, acks, &wg)
-	wg.Go(func() { readErr <- s.readFrames(conn, ack) })
+	wg.Go(func() { readErr <- s.readFrames(ctx, conn, dataNext, c, acks) })
 	stopPing, pingDone := s.keepalive(conn, cancel)
 
 	code, reason := s.deliveryLoop(ctx, conn, c, wakeups{mail, devs}, acks, readErr)
 	log.Debug("delivery connection ends", "code", code, "reason", reason)
 	stopPing()
-	conn.Close(code, reason)
+	if errors.Is(context.Cause(ctx), errPingFailed) {
+		conn.CloseNow() // it answers no ping: no close handshake either
+	} else {
+		conn.Close(code, reason)
+	}
 	cancel(nil)
 	wg.Wait()
 	pingDone()
@@ -175,7 +181,7 @@ func (s *Server) deliveryLoop(ctx context.Context, conn *websocket.Conn, c calle
 	// that finds the same version (a bus reconnecting wakes everyone) sends
 	// no frame.
 	var listVersion uint64
-	if l, err := onOwnStack2(func() (store.DeviceList, error) { return s.store.DeviceList(ctx, c.handle) }); err == nil {
+	if l, err := onOwnStack(s.deep, func() (store.DeviceList, error) { return s.store.DeviceList(ctx, c.handle) }); err == nil {
 		listVersion = l.Version
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return s.endCode(ctx, err)
@@ -224,7 +230,7 @@ func (s *Server) deliveryLoop(ctx context.Context, conn *websocket.Conn, c calle
 
 	for {
 		if !caughtUp {
-			n, err := onOwnStack2(fill)
+			n, err := onOwnStack(s.deep, fill)
 			if polled && n > 0 {
 				s.metrics.PollFinds.Add(float64(n))
 			}
@@ -251,7 +257,7 @@ func (s *Server) deliveryLoop(ctx context.Context, conn *websocket.Conn, c calle
 				}
 			}
 		case <-wake.devs:
-			l, err := onOwnStack2(func() (store.DeviceList, error) { return s.store.DeviceList(ctx, c.handle) })
+			l, err := onOwnStack(s.deep, func() (store.DeviceList, error) { return s.store.DeviceList(ctx, c.handle) })
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return s.endCode(ctx, err)
 			}
@@ -301,25 +307,43 @@ type closeError struct {
 
 func (e *closeError) Error() string { return e.reason }
 
-// readFrames reads client frames until the connection ends: acks go to
-// the acker, which applies them to the store and passes them on to the
-// delivery loop.
-func (s *Server) readFrames(conn *websocket.Conn, a *acker) error {
+// readFrames reads client frames until the connection ends: acks are
+// applied to the store, then passed to the delivery loop. When another
+// data frame has already arrived behind an ack (dataNext), its acks join
+// it in one store.Ack:
+// a client that acknowledges each envelope in a frame of its own
+// (internal/client does, after committing each message locally) costs the
+// store about one Ack per read, not one per envelope, so acks keep up
+// with delivery. Acks are applied before any read that may wait or that
+// meets a close frame (which the WebSocket library answers inside Read),
+// so a client that acknowledges and then closes finds its acks applied
+// when it reconnects.
+func (s *Server) readFrames(ctx context.Context, conn *websocket.Conn, dataNext func() bool, c caller, acks chan<- []int64) error {
+	var pending []int64
 	for {
 		// Reads use a context that is never cancelled: cancelling a read
 		// would drop the connection without a close frame. Close ends it.
 		typ, data, err := conn.Read(context.Background())
+		if err == nil {
+			var seqs []int64
+			seqs, err = decodeFrame(typ, data)
+			pending = append(pending, seqs...)
+			if err == nil && dataNext() && len(pending) < maxAckSeqs {
+				continue // another frame is here already: take it too
+			}
+		}
+		if len(pending) > 0 {
+			if _, err := onOwnStack(s.deep, func() (struct{}, error) { return struct{}{}, s.store.Ack(ctx, c.handle, c.device, pending) }); err != nil {
+				return err
+			}
+			select {
+			case acks <- pending:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+			pending = nil
+		}
 		if err != nil {
-			return err
-		}
-		seqs, err := decodeFrame(typ, data)
-		if err != nil {
-			return err
-		}
-		if len(seqs) == 0 {
-			continue
-		}
-		if err := a.add(seqs); err != nil {
 			return err
 		}
 	}

@@ -20,14 +20,16 @@ const (
 
 // smallBuffers is a ResponseWriter whose Hijack gives the WebSocket
 // library (websocket.Accept) buffers of wsReadBuffer and wsWriteBuffer
-// bytes instead of net/http's.
+// bytes instead of net/http's, and keeps the read buffer to tell how much
+// has arrived (buffered).
 type smallBuffers struct {
 	http.ResponseWriter
+	br *bufio.Reader // set by Hijack
 }
 
 // Hijack implements http.Hijacker. Bytes the client sent after its
 // request, already buffered by net/http, are read first.
-func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
@@ -41,34 +43,28 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		b, _ := brw.Reader.Peek(n)
 		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), conn)
 	}
-	return conn, bufio.NewReadWriter(bufio.NewReaderSize(r, wsReadBuffer), bufio.NewWriterSize(conn, wsWriteBuffer)), nil
+	w.br = bufio.NewReaderSize(r, wsReadBuffer)
+	return conn, bufio.NewReadWriter(w.br, bufio.NewWriterSize(conn, wsWriteBuffer)), nil
 }
 
 // Unwrap gives http.ResponseController the ResponseWriter underneath.
-func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// onOwnStack runs f on a short-lived goroutine and waits for it. The
-// store's methods run deep (SQLite, in Go): a delivery connection's
-// long-lived goroutines that called them directly would each keep a stack
-// of tens of KiB while they sit idle (until the garbage collector shrinks
-// it), times every connected device. The extra goroutine costs about a
-// microsecond per call.
-func onOwnStack(f func() error) error {
-	_, err := onOwnStack2(func() (struct{}, error) { return struct{}{}, f() })
-	return err
-}
-
-// onOwnStack2 is onOwnStack for a function with a result.
-func onOwnStack2[T any](f func() (T, error)) (T, error) {
-	var (
-		v    T
-		err  error
-		done = make(chan struct{})
-	)
-	go func() {
-		defer close(done)
-		v, err = f()
-	}()
-	<-done
-	return v, err
+// dataNext returns a function that reports whether the start of another
+// data frame has already arrived in the read buffer, from the first byte
+// of its header (RFC 6455 §5.2: the opcode is its low four bits; 0
+// continues a message, 1 is text, 2 binary). Control frames (close, ping,
+// pong) are not data: the WebSocket library answers them inside Read.
+// Only the connection's reader may call it, between its reads, which leave
+// the buffer at a frame boundary. (It keeps the buffer only, not w, which
+// holds net/http's state of the request.)
+func (w *smallBuffers) dataNext() func() bool {
+	br := w.br
+	return func() bool {
+		if br.Buffered() == 0 {
+			return false
+		}
+		b, err := br.Peek(1)
+		return err == nil && b[0]&0x0f <= 2
+	}
 }

@@ -164,27 +164,29 @@ func (db *DB) Pending(ctx context.Context, handle string, device uint32, after i
 	return envs, nil
 }
 
-// Ack implements store.Store. It takes the device's row lock before it
-// deletes envelopes, the order every other writer uses.
+// Ack implements store.Store, in one statement (one round trip, one
+// commit). It takes the device's row lock before it deletes envelopes, the
+// order every other writer uses: in qAck the delete runs only once the
+// lock is held (a one-time filter on the locking CTE).
 func (db *DB) Ack(ctx context.Context, handle string, device uint32, seqs []int64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
 	h := norm(handle)
-	err := db.tx(ctx, func(tx pgx.Tx) error {
-		var one int
-		err := tx.QueryRow(ctx, `SELECT 1 FROM devices WHERE handle = $1 AND id = $2 FOR NO KEY UPDATE`, h, int64(device)).Scan(&one)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil // an unknown device has no envelopes
-		}
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `WITH gone AS (
-				DELETE FROM envelopes WHERE recipient = $1 AND recipient_device = $2 AND seq = ANY ($3) RETURNING 1)
-			UPDATE devices SET queued = queued - (SELECT count(*) FROM gone) WHERE handle = $1 AND id = $2`,
-			h, int64(device), seqs)
+	err := db.retry(ctx, func() error {
+		_, err := db.pool.Exec(ctx, qAck, h, int64(device), seqs)
 		return err
 	})
 	return wrap("ack", err)
 }
+
+// qAck locks the device's row, deletes its envelopes by seq and releases
+// their room in its queue; an unknown device, or seqs that are not its,
+// change nothing.
+const qAck = `WITH dev AS (
+		SELECT 1 FROM devices WHERE handle = $1 AND id = $2 FOR NO KEY UPDATE),
+	gone AS (
+		DELETE FROM envelopes WHERE recipient = $1 AND recipient_device = $2 AND seq = ANY ($3)
+			AND EXISTS (SELECT 1 FROM dev) RETURNING 1)
+	UPDATE devices SET queued = queued - (SELECT count(*) FROM gone)
+	WHERE handle = $1 AND id = $2 AND EXISTS (SELECT 1 FROM gone)`

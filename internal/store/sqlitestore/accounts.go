@@ -15,7 +15,7 @@ import (
 const (
 	qDeviceExists = `SELECT COUNT(*) FROM devices WHERE handle = ? AND id = ?`
 	// qTokenDevice finds a live token of a current device.
-	qTokenDevice = `SELECT t.handle, t.device FROM tokens t
+	qTokenDevice = `SELECT t.handle, t.device, t.expires FROM tokens t
 		JOIN devices d ON d.handle = t.handle AND d.id = t.device
 		WHERE t.hash = ? AND t.expires > ?`
 )
@@ -96,9 +96,18 @@ func (db *DB) Account(ctx context.Context, handle string) (store.Account, error)
 
 // DeviceList implements store.Store.
 func (db *DB) DeviceList(ctx context.Context, handle string) (store.DeviceList, error) {
+	h := norm(handle)
+	l, ok, gen := db.cache.list(h) // cache.go
+	if ok {
+		return l, nil
+	}
 	// One statement reads one snapshot: the list and its devices agree.
-	l, err := readDeviceList(ctx, db.r, norm(handle))
-	return l, wrap("device list", err)
+	l, err := readDeviceList(ctx, db.r, h)
+	if err != nil {
+		return store.DeviceList{}, wrap("device list", err)
+	}
+	db.cache.putList(h, l, gen)
+	return l, nil
 }
 
 func deviceList(ctx context.Context, tx *txn, h string) (store.DeviceList, error) {
@@ -108,6 +117,7 @@ func deviceList(ctx context.Context, tx *txn, h string) (store.DeviceList, error
 // ReplaceDeviceList implements store.Store.
 func (db *DB) ReplaceDeviceList(ctx context.Context, handle string, l store.DeviceList) ([]uint32, error) {
 	h := norm(handle)
+	defer db.cache.devicesChanged(h) // once committed (or not)
 	if err := distinctIDs(l.Devices); err != nil {
 		return nil, err
 	}
@@ -197,6 +207,7 @@ func (db *DB) PutToken(ctx context.Context, tokenHash []byte, handle string, dev
 	if len(tokenHash) == 0 {
 		return errors.New("sqlitestore: put token: empty hash")
 	}
+	defer db.cache.tokenChanged(tokenHash) // once committed (or not)
 	err := db.write(ctx, func(tx *txn) error {
 		ok, err := deviceExists(ctx, tx, h, device)
 		if err != nil {
@@ -215,15 +226,19 @@ func (db *DB) PutToken(ctx context.Context, tokenHash []byte, handle string, dev
 
 // TokenDevice implements store.Store.
 func (db *DB) TokenDevice(ctx context.Context, tokenHash []byte) (string, uint32, error) {
-	var h string
-	var id int64
-	err := db.r.QueryRowContext(ctx, qTokenDevice, tokenHash, micros(time.Now())).Scan(&h, &id)
+	h, device, ok, gen := db.cache.token(tokenHash) // cache.go
+	if ok {
+		return h, device, nil
+	}
+	var id, expires int64
+	err := db.r.QueryRowContext(ctx, qTokenDevice, tokenHash, micros(time.Now())).Scan(&h, &id, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", 0, store.ErrNotFound
 	}
 	if err != nil {
 		return "", 0, wrap("token device", err)
 	}
+	db.cache.putToken(tokenHash, h, uint32(id), fromMicros(expires), gen)
 	return h, uint32(id), nil
 }
 
@@ -235,6 +250,7 @@ const expireBatch = 1000
 // message ids in batches.
 func (db *DB) Expire(ctx context.Context, now time.Time) error {
 	t := micros(now)
+	defer db.cache.tokensExpired() // expired at now, which may be ahead of the clock
 	err := db.write(ctx, func(tx *txn) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE expires <= ?`, t); err != nil {
 			return err

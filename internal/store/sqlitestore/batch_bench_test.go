@@ -61,7 +61,8 @@ func benchEnqueueParallel(b *testing.B, o Options, parallelism int) {
 }
 
 // BenchmarkDeviceList reads one account's device list, as every send does
-// twice (the server checks the recipient's and the sender's devices).
+// twice (the server checks the recipient's and the sender's devices): from
+// the read cache (cache.go) but for the first read of each second.
 func BenchmarkDeviceList(b *testing.B) {
 	db := openTest(b, filepath.Join(b.TempDir(), "parley.db"), Options{})
 	mustAccount(b, db, "alice", 1)

@@ -51,6 +51,7 @@ type DB struct {
 	r        *pool // read-only connections
 	maxQueue int
 	commits  *committer // group commit of writes (batch.go); nil with Options.SerialWrites
+	cache    *readCache // recent device lists and tokens (cache.go)
 }
 
 // busyTimeout bounds how long a connection waits for a lock held by
@@ -115,7 +116,7 @@ func OpenOptions(ctx context.Context, path string, logger *slog.Logger, o Option
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	db := &DB{path: abs, log: logger, w: &pool{DB: w}, maxQueue: o.MaxQueue}
+	db := &DB{path: abs, log: logger, w: &pool{DB: w}, maxQueue: o.MaxQueue, cache: newReadCache()}
 	if !o.SerialWrites {
 		db.commits = newCommitter()
 	}

@@ -86,6 +86,7 @@ func RunOptions(t *testing.T, open func(t *testing.T) store.Store, o Options) {
 		{"Queue/Ack", s.testAck},
 		{"Queue/PendingPaging", s.testPendingPaging},
 		{"Queue/Concurrent", s.testEnqueueConcurrent},
+		{"Queue/ConcurrentFailures", s.testEnqueueConcurrentFailures}, // concurrent.go
 		{"Queue/EmptyAndMixed", s.testEnqueueEmptyAndMixed},
 		{"Link/Lifecycle", s.testLinkLifecycle},
 		{"Link/Once", s.testLinkOnce},
