@@ -221,7 +221,9 @@ func TestForgedDeviceListIsRejected(t *testing.T) {
 	requireTexts(t, "bob", bob.sync(""), "hello")
 
 	// The server adds a device of its own to bob's account and signs the
-	// list with a key of its own.
+	// list with a key of its own. (It is stopped while its database is
+	// edited, so that no cache of the honest list survives.)
+	srv.stop()
 	db := serverDB(t, srv)
 	var signed []byte
 	var version int64
@@ -246,6 +248,11 @@ func TestForgedDeviceListIsRejected(t *testing.T) {
 	if _, err := db.Exec(`INSERT INTO devices (handle, id, signing_key, created, position) VALUES ('bob', 666, ?, 1, 1)`, []byte(evilDevice.SigningPublic())); err != nil {
 		t.Fatal(err)
 	}
+
+	db.Close()
+	srv2 := startServer(t, srv.data)
+	alice.srv, bob.srv = srv2, srv2
+	db = serverDB(t, srv2)
 
 	out, errOut, err := alice.try("send", "bob", "secret for bob only")
 	if err == nil {
