@@ -91,7 +91,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&c.Size, "size", 200, fmt.Sprintf("ciphertext bytes per message (%d to %d)", loadgen.MinSize, loadgen.MaxSize))
 	fs.Float64Var(&c.Rate, "rate", 0, "total messages/s over all senders; 0 = as fast as possible")
 	fs.BoolVar(&c.Echo, "echo", true, "also measure the plain WebSocket echo baseline (--echo=false to skip)")
-	fs.IntVar(&c.ServerPID, "server-pid", 0, "parleyd's process id: report its RSS and CPU time from /proc")
+	fs.IntVar(&c.ServerPID, "server-pid", 0, "parleyd's process id (of the first node with several): report its RSS and CPU time from /proc")
 	srcs := fs.String("source-addrs", "", "local loopback addresses to connect from, e.g. 127.0.0.1-127.0.0.8")
 	fs.DurationVar(&c.SetupTimeout, "setup-timeout", 5*time.Minute, "bound on registering and connecting all devices")
 	fs.DurationVar(&c.Drain, "drain", 10*time.Second, "after sending, how long to wait for deliveries still in flight")

@@ -62,7 +62,9 @@ type Setup struct {
 	ServerRSSBeforeKB   int64            `json:"server_rss_before_connect_kb,omitempty"`
 	ServerRSSConnKB     int64            `json:"server_rss_connected_kb,omitempty"`
 	ServerRSSAfterRunKB int64            `json:"server_rss_after_run_kb,omitempty"`
-	// ServerBytesPerConn is (RSS connected - RSS before connect) / Connected.
+	// ServerBytesPerConn is (RSS connected - RSS before connect) / the
+	// connections of that server (all of them with one server; with
+	// several, ServerPID must be the first's, which has every n-th device).
 	ServerBytesPerConn float64 `json:"server_bytes_per_connection,omitempty"`
 }
 
@@ -171,8 +173,16 @@ func runParley(ctx context.Context, cfg Config, log *slog.Logger, clients *httpC
 	setup.Connected = len(p.devices)
 	if cfg.ServerPID > 0 {
 		setup.ServerRSSConnKB, _ = readRSS(cfg.ServerPID)
-		if setup.Connected > 0 && setup.ServerRSSBeforeKB > 0 {
-			setup.ServerBytesPerConn = float64(setup.ServerRSSConnKB-setup.ServerRSSBeforeKB) * 1024 / float64(setup.Connected)
+		// With several nodes, ServerPID is the first node's: it holds the
+		// connections of devices 0, n, 2n, ...
+		conns := 0
+		for _, d := range p.devices {
+			if d.index%len(p.servers) == 0 {
+				conns++
+			}
+		}
+		if conns > 0 && setup.ServerRSSBeforeKB > 0 {
+			setup.ServerBytesPerConn = float64(setup.ServerRSSConnKB-setup.ServerRSSBeforeKB) * 1024 / float64(conns)
 		}
 	}
 	setup.Errors = p.setupErrs.Map()

@@ -5,8 +5,12 @@
 // returns has its change on disk. SQLite has one writer at a time: every
 // change goes through one write connection (transactions begin IMMEDIATE),
 // and reads use a separate pool of read-only connections that WAL lets run
-// beside the writer. The schema is versioned: Open applies the embedded
-// migrations the database has not seen yet.
+// beside the writer. Concurrent writes share one transaction and one
+// commit, each under a savepoint (group commit, batch.go). The token and
+// device-list reads every request makes are cached, invalidated by this
+// process's own writes (cache.go): the database file belongs to one
+// parleyd. The schema is versioned: Open applies the embedded migrations
+// the database has not seen yet.
 package sqlitestore
 
 import (
