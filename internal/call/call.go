@@ -729,10 +729,14 @@ func (c *Call) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		switch {
 		case mime == strings.ToLower(webrtc.MimeTypeOpus):
 			path += ".ogg"
-			w, err = oggwriter.New(path, 48000, 2)
+			if err = createPrivate(path); err == nil {
+				w, err = oggwriter.New(path, 48000, 2)
+			}
 		case mime == strings.ToLower(webrtc.MimeTypeVP8):
 			path += ".ivf"
-			w, err = ivfwriter.New(path, ivfwriter.WithCodec(webrtc.MimeTypeVP8))
+			if err = createPrivate(path); err == nil {
+				w, err = ivfwriter.New(path, ivfwriter.WithCodec(webrtc.MimeTypeVP8))
+			}
 		default:
 			err = fmt.Errorf("no recorder for %s", mime)
 		}
@@ -807,4 +811,15 @@ func (c *Call) end(reason string, err error, notify bool) {
 	}
 	c.emit(Event{Type: EventEnded, Device: c.remoteDevice, Result: &r})
 	close(c.done)
+}
+
+// createPrivate creates path readable by the user alone, so that the
+// recorder, which truncates and reuses it, keeps that mode: a recording is
+// as private as the call.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }

@@ -2,6 +2,7 @@ package call_test
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +68,13 @@ func TestCallThroughTURN(t *testing.T) {
 	// datagram under load; allow 2% (NACK recovers video, not audio).
 	if gotA > packets || gotV > frames || gotA < packets-packets/50 || gotV < frames-max(1, frames/50) {
 		t.Fatalf("bob recorded %d audio packets and %d video frames, want %d and %d", gotA, gotV, packets, frames)
+	}
+	// Recordings are as private as the call: readable by the user alone.
+	for _, suffix := range []string{"-audio.ogg", "-video.ivf"} {
+		fi, err := os.Stat(recording(t, rb, suffix))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("recording %s: mode %v, %v; want 0600", suffix, fi.Mode(), err)
+		}
 	}
 	// bob sent silence back (no video: he has none to send).
 	if ra.Stats.AudioRecv == 0 || ra.Stats.VideoRecv != 0 || rb.Stats.AudioSent == 0 {
