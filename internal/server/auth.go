@@ -61,10 +61,6 @@ func (c *challenges) allow(cfg config.Config, addr string) bool {
 	return c.perAddr.Allow(addr)
 }
 
-// expire is a no-op kept for the expiry loop: Store.Expire deletes expired
-// challenges with the tokens and links.
-func (c *challenges) expire(time.Time) {}
-
 // issueChallenge stores a new challenge for (handle, device).
 func (s *Server) issueChallenge(ctx context.Context, handle string, device uint32) ([]byte, time.Time, error) {
 	ch := make([]byte, challengeSize)

@@ -400,7 +400,6 @@ func (s *Server) expireLoop() {
 		case <-s.shutdown:
 			return
 		case now := <-t.C:
-			s.challenges.expire(now)
 			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ExpireInterval)
 			if err := s.store.Expire(ctx, now); err != nil {
 				s.log.Warn("expiring tokens and links", "err", err)
