@@ -173,17 +173,29 @@ func writeNewTokenKey(file string) error {
 func (s *Server) pinEndpoints() []endpoint {
 	return []endpoint{
 		{Route{"GET", api.PathRealms, false}, s.handleRealms},
-		{Route{"POST", api.PathRealmToken, true}, s.handleRealmToken},
-		{Route{"POST", api.PathRealmTokenRecover, false}, s.handleRecoverTokens},
-		{Route{"PUT", api.PathBackup, true}, s.handlePutBackup},
-		{Route{"DELETE", api.PathBackup, true}, s.handleDeleteBackup},
-		{Route{"GET", api.PathBackupOf, false}, s.handleGetBackup}, // authenticates itself: device or backup token
-		{Route{"POST", api.PathRecoverChallenge, false}, s.handleRecoverChallenge},
-		{Route{"POST", api.PathRecoverDevice, false}, s.handleRecoverDevice},
+		{Route{"POST", api.PathRealmToken, true}, s.requirePIN(s.handleRealmToken)},
+		{Route{"POST", api.PathRealmTokenRecover, false}, s.requirePIN(s.handleRecoverTokens)},
+		{Route{"PUT", api.PathBackup, true}, s.requirePIN(s.handlePutBackup)},
+		{Route{"DELETE", api.PathBackup, true}, s.requirePIN(s.handleDeleteBackup)},
+		{Route{"GET", api.PathBackupOf, false}, s.requirePIN(s.handleGetBackup)}, // authenticates itself: device or backup token
+		{Route{"POST", api.PathRecoverChallenge, false}, s.requirePIN(s.handleRecoverChallenge)},
+		{Route{"POST", api.PathRecoverDevice, false}, s.requirePIN(s.handleRecoverDevice)},
 	}
 }
 
 var errNoPIN = errorf(api.CodeNotFound, "This server has no PIN backup realms configured.")
+
+// requirePIN answers not_found for the PIN-backup endpoints of a server
+// that names no realms (inside the auth check, as every handler's own).
+func (s *Server) requirePIN(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.pin.enabled {
+			s.fail(w, r, errNoPIN)
+			return
+		}
+		h(w, r)
+	}
+}
 
 // handleRealms: GET /v1/realms.
 func (s *Server) handleRealms(w http.ResponseWriter, r *http.Request) {
@@ -214,10 +226,6 @@ func (s *Server) realmTokens(handle string, scope realm.Scope) (api.RealmTokens,
 
 // handleRealmToken: POST /v1/realm-token, for a device of the account.
 func (s *Server) handleRealmToken(w http.ResponseWriter, r *http.Request) {
-	if !s.pin.enabled {
-		s.fail(w, r, errNoPIN)
-		return
-	}
 	toks, err := s.realmTokens(callerOf(r).handle, realm.ScopeAccount)
 	if err != nil {
 		s.fail(w, r, err)
@@ -233,10 +241,6 @@ func (s *Server) handleRealmToken(w http.ResponseWriter, r *http.Request) {
 // address and per handle, and each one is announced to the account's
 // devices.
 func (s *Server) handleRecoverTokens(w http.ResponseWriter, r *http.Request) {
-	if !s.pin.enabled {
-		s.fail(w, r, errNoPIN)
-		return
-	}
 	var req api.RecoverTokensRequest
 	if err := s.decode(w, r, &req); err != nil {
 		s.fail(w, r, err)
@@ -278,10 +282,6 @@ func (s *Server) handleRecoverTokens(w http.ResponseWriter, r *http.Request) {
 
 // handlePutBackup: PUT /v1/backup.
 func (s *Server) handlePutBackup(w http.ResponseWriter, r *http.Request) {
-	if !s.pin.enabled {
-		s.fail(w, r, errNoPIN)
-		return
-	}
 	var req api.PutBackupRequest
 	if err := s.decode(w, r, &req); err != nil {
 		s.fail(w, r, err)
@@ -301,10 +301,6 @@ func (s *Server) handlePutBackup(w http.ResponseWriter, r *http.Request) {
 
 // handleDeleteBackup: DELETE /v1/backup.
 func (s *Server) handleDeleteBackup(w http.ResponseWriter, r *http.Request) {
-	if !s.pin.enabled {
-		s.fail(w, r, errNoPIN)
-		return
-	}
 	if err := s.pin.backups.Delete(callerOf(r).handle); err != nil {
 		s.fail(w, r, err)
 		return
@@ -315,10 +311,6 @@ func (s *Server) handleDeleteBackup(w http.ResponseWriter, r *http.Request) {
 // handleGetBackup: GET /v1/backup/{handle}, for a device of the account or
 // the bearer of a backup token for the handle (from a recovery).
 func (s *Server) handleGetBackup(w http.ResponseWriter, r *http.Request) {
-	if !s.pin.enabled {
-		s.fail(w, r, errNoPIN)
-		return
-	}
 	handle, err := normHandle(r.PathValue("handle"))
 	if err != nil {
 		s.fail(w, r, err)
@@ -387,10 +379,6 @@ func (s *Server) checkRecoverChallenge(handle string, ch []byte, now time.Time) 
 
 // handleRecoverChallenge: POST /v1/devices/recover/challenge.
 func (s *Server) handleRecoverChallenge(w http.ResponseWriter, r *http.Request) {
-	if !s.pin.enabled {
-		s.fail(w, r, errNoPIN)
-		return
-	}
 	var req api.RecoverChallengeRequest
 	if err := s.decode(w, r, &req); err != nil {
 		s.fail(w, r, err)
@@ -420,10 +408,6 @@ func (s *Server) handleRecoverChallenge(w http.ResponseWriter, r *http.Request) 
 // the account identity key: the caller recovered it from the PIN backup.
 // Without a device list it reads the account; with one it installs it.
 func (s *Server) handleRecoverDevice(w http.ResponseWriter, r *http.Request) {
-	if !s.pin.enabled {
-		s.fail(w, r, errNoPIN)
-		return
-	}
 	var req api.RecoverDeviceRequest
 	if err := s.decode(w, r, &req); err != nil {
 		s.fail(w, r, err)
