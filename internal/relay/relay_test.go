@@ -189,9 +189,18 @@ func TestRelayWithRightCredentials(t *testing.T) {
 		}
 		got++
 	}
-	st := s.Stats()
-	if st.Allocations != 1 || st.PacketsToPeers < n || st.PacketsToUs < n || st.BytesToPeers < 100*n {
-		t.Fatalf("stats %+v", st)
+	// The relay counts a datagram after handing it on, so the echo of the
+	// last one can reach us before its count is in: wait for it (bounded).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st := s.Stats()
+		if st.Allocations == 1 && st.PacketsToPeers >= n && st.PacketsToUs >= n && st.BytesToPeers >= 100*n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
