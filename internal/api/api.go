@@ -226,6 +226,13 @@ type Frame struct {
 	Seqs     []int64   `json:"seqs,omitempty"`
 	Handle   string    `json:"handle,omitempty"`
 	Notice   *Notice   `json:"notice,omitempty"` // FrameNotice (pin.go)
+
+	// A send over the WebSocket (FrameSend) and its answer (FrameSent or
+	// FrameError) carry the same ID, chosen by the client (at least 1).
+	ID    uint64        `json:"id,omitempty"`
+	Send  *SendRequest  `json:"send,omitempty"`
+	Sent  *SendResponse `json:"sent,omitempty"`
+	Error *Error        `json:"error,omitempty"`
 }
 
 // Frame types.
@@ -233,6 +240,15 @@ const (
 	FrameEnvelope = "envelope"
 	FrameDrained  = "drained"
 	FrameAck      = "ack"
+
+	// FrameSend (client -> server) is POST /v1/messages over the delivery
+	// WebSocket: Send is the request body. The server answers FrameSent
+	// (Sent is the response body) once the message is durable, or
+	// FrameError (Error as the HTTP answer's); answers may come in any
+	// order and between other frames.
+	FrameSend  = "send"
+	FrameSent  = "sent"
+	FrameError = "error"
 )
 
 // CreateLinkResponse starts linking: the creator shows a code made of

@@ -65,11 +65,16 @@ func writeError(w http.ResponseWriter, code, message string) {
 	writeAPIError(w, &apiError{api.Error{Code: code, Message: message}})
 }
 
-func writeAPIError(w http.ResponseWriter, e *apiError) {
-	status, ok := statusOf[e.e.Code]
-	if !ok {
-		status = http.StatusInternalServerError
+// statusFor is the HTTP status paired with an error code.
+func statusFor(code string) int {
+	if st, ok := statusOf[code]; ok {
+		return st
 	}
+	return http.StatusInternalServerError
+}
+
+func writeAPIError(w http.ResponseWriter, e *apiError) {
+	status := statusFor(e.e.Code)
 	if e.e.Code == api.CodeUnauthorized || e.e.Code == api.CodeChallengeExpired {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
 	}

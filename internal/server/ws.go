@@ -26,9 +26,11 @@ const (
 
 // Delivery bounds.
 const (
-	pendingBatch = 100     // envelopes read from the store at once
-	maxAckSeqs   = 10_000  // seqs in one ack frame
-	wsReadLimit  = 1 << 20 // bytes in one client frame
+	pendingBatch = 100    // envelopes read from the store at once
+	maxAckSeqs   = 10_000 // seqs in one ack frame
+	// maxSendsInFlight bounds the sends of one connection being stored at
+	// once; the connection's next frame is read when one finishes.
+	maxSendsInFlight = 64
 )
 
 // FrameDeviceList is the server's hint that an account's device list
@@ -126,7 +128,8 @@ func (s *Server) deliver(conn *websocket.Conn, dataNext func() bool, c caller) {
 	devs, unsubDevs := s.bus.Subscribe(devicesKey(c.handle))
 	defer unsubDevs()
 
-	conn.SetReadLimit(wsReadLimit)
+	// A frame holds at most a send: a request body and its wrapping.
+	conn.SetReadLimit(s.cfg.MaxBodyBytes + frameOverhead)
 	acks := make(chan []int64)
 	readErr := make(chan error, 1)
 	var wg sync.WaitGroup
@@ -308,9 +311,9 @@ type closeError struct {
 func (e *closeError) Error() string { return e.reason }
 
 // readFrames reads client frames until the connection ends: acks are
-// applied to the store, then passed to the delivery loop. When another
-// data frame has already arrived behind an ack (dataNext), its acks join
-// it in one store.Ack:
+// applied to the store, then passed to the delivery loop; sends are handed
+// to sendFrames. When another data frame has already arrived behind an ack
+// (dataNext), its acks join it in one store.Ack:
 // a client that acknowledges each envelope in a frame of its own
 // (internal/client does, after committing each message locally) costs the
 // store about one Ack per read, not one per envelope, so acks keep up
@@ -319,15 +322,20 @@ func (e *closeError) Error() string { return e.reason }
 // so a client that acknowledges and then closes finds its acks applied
 // when it reconnects.
 func (s *Server) readFrames(ctx context.Context, conn *websocket.Conn, dataNext func() bool, c caller, acks chan<- []int64) error {
+	sends := s.newSender(ctx, conn, c)
+	defer sends.wait()
 	var pending []int64
 	for {
 		// Reads use a context that is never cancelled: cancelling a read
 		// would drop the connection without a close frame. Close ends it.
 		typ, data, err := conn.Read(context.Background())
 		if err == nil {
-			var seqs []int64
-			seqs, err = decodeFrame(typ, data)
-			pending = append(pending, seqs...)
+			var f clientFrame
+			f, err = decodeFrame(typ, data)
+			pending = append(pending, f.seqs...)
+			if f.send != nil {
+				sends.start(f.send)
+			}
 			if err == nil && dataNext() && len(pending) < maxAckSeqs {
 				continue // another frame is here already: take it too
 			}
@@ -349,23 +357,37 @@ func (s *Server) readFrames(ctx context.Context, conn *websocket.Conn, dataNext 
 	}
 }
 
-// decodeFrame decodes one client frame and returns the seqs of an ack
-// (none for other frames).
-func decodeFrame(typ websocket.MessageType, data []byte) ([]int64, error) {
+// clientFrame is what one client frame asks for: acks, or one send.
+type clientFrame struct {
+	seqs []int64
+	send *api.Frame // a FrameSend with its ID and Send checked
+}
+
+// decodeFrame decodes one client frame. Unknown frame types decode to
+// nothing, for later versions.
+func decodeFrame(typ websocket.MessageType, data []byte) (clientFrame, error) {
 	if typ != websocket.MessageText {
-		return nil, &closeError{websocket.StatusUnsupportedData, "frames are JSON text"}
+		return clientFrame{}, &closeError{websocket.StatusUnsupportedData, "frames are JSON text"}
 	}
 	var f api.Frame
 	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, &closeError{websocket.StatusPolicyViolation, "malformed frame"}
+		return clientFrame{}, &closeError{websocket.StatusPolicyViolation, "malformed frame"}
 	}
-	if f.Type != api.FrameAck {
-		return nil, nil // unknown frame types are ignored, for later versions
+	switch f.Type {
+	case api.FrameAck:
+		if len(f.Seqs) > maxAckSeqs {
+			return clientFrame{}, &closeError{websocket.StatusPolicyViolation, "too many seqs in one ack"}
+		}
+		return clientFrame{seqs: f.Seqs}, nil
+	case api.FrameSend:
+		// Without an id the answer could not be matched: that is a broken
+		// client, not a bad request.
+		if f.ID == 0 {
+			return clientFrame{}, &closeError{websocket.StatusPolicyViolation, "a send frame needs an id of at least 1"}
+		}
+		return clientFrame{send: &api.Frame{Type: api.FrameSend, ID: f.ID, Send: f.Send}}, nil
 	}
-	if len(f.Seqs) > maxAckSeqs {
-		return nil, &closeError{websocket.StatusPolicyViolation, "too many seqs in one ack"}
-	}
-	return f.Seqs, nil
+	return clientFrame{}, nil
 }
 
 // keepalive pings the client every PingInterval; a ping without a pong

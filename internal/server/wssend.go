@@ -1,0 +1,112 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parleychat/parley/internal/api"
+)
+
+// Sends over the delivery WebSocket.
+//
+// A device that holds its delivery connection can send on it: a FrameSend
+// carries the body of POST /v1/messages, and the answer (FrameSent or
+// FrameError, with the same id) comes once the message is durable. It is
+// the same send (Server.send: the same checks, the same store call, the
+// same errors); what it saves is a request's worth of HTTP per message:
+// headers to parse and write, the token to look up, a response to flush.
+// The connection was authenticated when it opened, and it is closed when
+// its device leaves the account's list.
+//
+// Sends of one connection are stored concurrently, up to
+// maxSendsInFlight; the reader waits for a slot before it reads on, so a
+// client that sends faster than the store commits is slowed, not
+// answered with errors. Answers are written as sends finish, in any order.
+
+// frameOverhead is what a send frame adds to the request body it carries.
+const frameOverhead = 4 << 10
+
+// wsRoute names sends over WebSockets in the request metrics.
+const wsRoute = "WS send"
+
+// wsSender runs one connection's sends.
+type wsSender struct {
+	s    *Server
+	ctx  context.Context
+	conn *websocket.Conn
+	c    caller
+	sem  chan struct{}
+	wg   sync.WaitGroup
+}
+
+func (s *Server) newSender(ctx context.Context, conn *websocket.Conn, c caller) *wsSender {
+	return &wsSender{s: s, ctx: ctx, conn: conn, c: c, sem: make(chan struct{}, maxSendsInFlight)}
+}
+
+// start stores f's message in a goroutine of its own and answers it; it
+// waits while maxSendsInFlight sends are under way.
+func (w *wsSender) start(f *api.Frame) {
+	w.sem <- struct{}{}
+	w.wg.Go(func() {
+		defer func() { <-w.sem }()
+		w.run(f)
+	})
+}
+
+// wait returns once every send started has been answered (or its answer
+// failed to be written).
+func (w *wsSender) wait() { w.wg.Wait() }
+
+func (w *wsSender) run(f *api.Frame) {
+	s := w.s
+	start := time.Now()
+	var (
+		resp *api.SendResponse
+		err  error
+	)
+	switch {
+	case f.Send == nil:
+		err = errorf(api.CodeBadRequest, "A send frame needs a send: the body of POST %s.", api.PathMessages)
+	case s.closing.Load():
+		err = errorf(api.CodeUnavailable, "The server is shutting down; try again shortly.")
+	default:
+		resp, err = onOwnStack(s.deep, func() (*api.SendResponse, error) { return s.send(w.ctx, w.c, f.Send) })
+	}
+	answer := api.Frame{ID: f.ID}
+	if err == nil {
+		s.metrics.ObserveSend(start, resp.Duplicate, len(f.Send.Envelopes))
+		answer.Type, answer.Sent = api.FrameSent, resp
+	} else {
+		e := w.apiError(err)
+		answer.Type, answer.Error = api.FrameError, &e
+	}
+	status, code := http.StatusOK, ""
+	if answer.Error != nil {
+		status, code = statusFor(answer.Error.Code), answer.Error.Code
+	}
+	s.metrics.ObserveHTTP(wsRoute, status, code, time.Since(start))
+	if err := s.writeFrame(w.conn, answer); err != nil && w.ctx.Err() == nil {
+		s.log.Debug("answering a send", "handle", w.c.handle, "device", w.c.device, "err", err)
+	}
+}
+
+// apiError is what the client is told of err, as Server.fail would say it
+// over HTTP.
+func (w *wsSender) apiError(err error) api.Error {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae.e
+	case w.s.closing.Load():
+		return api.Error{Code: api.CodeUnavailable, Message: "The server is shutting down; try again shortly."}
+	}
+	if w.ctx.Err() == nil {
+		w.s.log.Error("send over WebSocket failed", "handle", w.c.handle, "device", w.c.device, "err", err)
+	}
+	return api.Error{Code: api.CodeInternal, Message: "The server failed to handle the request."}
+}
