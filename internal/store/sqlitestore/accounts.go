@@ -75,6 +75,9 @@ func distinctIDs(ds []store.Device) error {
 func insertDevice(ctx context.Context, tx *txn, h string, d store.Device, created time.Time, pos int) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO devices (handle, id, signing_key, created, position) VALUES (?, ?, ?, ?, ?)`,
 		h, int64(d.ID), nonNil(d.SigningKey), micros(created), pos)
+	if err == nil {
+		tx.counts.added(deviceKey{h, d.ID}) // counts.go
+	}
 	return err
 }
 
@@ -184,6 +187,10 @@ func deleteDevice(ctx context.Context, tx *txn, h string, id uint32) error {
 		if _, err := tx.ExecContext(ctx, q, h, int64(id)); err != nil {
 			return err
 		}
+	}
+	tx.counts.removed(deviceKey{h, id}) // counts.go
+	if tx.q != nil {
+		tx.q.dropped = append(tx.q.dropped, deviceKey{h, id}) // its queue's tail (tail.go)
 	}
 	return nil
 }

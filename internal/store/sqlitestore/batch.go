@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,15 @@ import (
 // still returns only once its change is durable. While one batch waits for
 // its fsync, the next one gathers: under load a commit carries many
 // writes, and with one writer at a time nothing waits for a timer.
+//
+// A savepoint costs two statements. Enqueue and Ack, the writes of every
+// message, run as plain writes (writePlain): without a savepoint, since
+// they fail only before their first statement (or ask for a savepoint
+// then); a plain write that fails after one fails the batch.
+//
+// After the commit, before any caller has its answer, the leader hands
+// the committed changes to the queue tails (tail.go) in commit order; the
+// queue counts (counts.go) follow each write and savepoint as they run.
 
 // maxBatch bounds the writes one transaction carries, which bounds the
 // wait of the last of them and the size of one commit.
@@ -42,6 +52,10 @@ type writeOp struct {
 	// panicked is what fn panicked with: the caller panics with it in its
 	// own goroutine, as it would have without group commit.
 	panicked any
+	// q is what fn did to device queues, for the tail cache (tail.go).
+	q queueChanges
+	// plain: fn runs without a savepoint (writePlain).
+	plain bool
 	// taken is set, under committer.mu, when a leader has claimed the
 	// write: from then on the caller waits for done even if its context
 	// ends, because the write may commit.
@@ -63,12 +77,12 @@ func newCommitter() *committer { return &committer{lead: make(chan struct{}, 1)}
 // groupWrite runs fn in a write transaction shared with the writes queued
 // beside it, and returns once that transaction committed (fn's error, or
 // the commit's, or ctx's error if ctx ended before a leader claimed it).
-func (db *DB) groupWrite(ctx context.Context, fn func(tx *txn) error) error {
+func (db *DB) groupWrite(ctx context.Context, fn func(tx *txn) error, plain bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	c := db.commits
-	op := &writeOp{ctx: ctx, fn: fn, done: make(chan struct{})}
+	op := &writeOp{ctx: ctx, fn: fn, done: make(chan struct{}), plain: plain}
 	c.mu.Lock()
 	c.queue = append(c.queue, op)
 	c.mu.Unlock()
@@ -183,51 +197,70 @@ func (db *DB) runBatch() {
 		return
 	}
 	tx.batchCtx = ctx
+	tx.counts = db.counts
 	committed := false
 	defer func() {
 		if !committed {
 			tx.Rollback()
+			db.counts.rollback(0)
 		}
 	}()
-
-	if len(batch) == 1 {
-		// Alone: no savepoint needed.
-		op := batch[0]
-		if op.err = op.ctx.Err(); op.err != nil {
-			return
+	if err := db.counts.begin(ctx, tx); err != nil {
+		for _, op := range batch {
+			op.err = err
 		}
-		cur = 0
-		op.err = op.fn(tx)
-		cur = -1
-		if op.err != nil {
-			return
-		}
-		committed = true
-		if err := tx.Commit(); err != nil {
-			op.err = fmt.Errorf("sqlitestore: commit: %w", err)
-			return
-		}
-		db.commits.commits.Add(1)
-		db.commits.writes.Add(1)
 		return
 	}
 
+	// Alone, a write needs no savepoint: its failure rolls the transaction
+	// back. A plain write (writePlain) needs none either: it fails before
+	// changing anything, or asks for one (errNeedSavepoint).
+	alone := len(batch) == 1
 	ok := make([]bool, len(batch))
 	anyOK := false
 	for i, op := range batch {
 		if op.err = op.ctx.Err(); op.err != nil {
 			continue
 		}
+		if alone || op.plain {
+			m := db.counts.mark()
+			tx.q, tx.executed, tx.undoable = &op.q, false, alone
+			cur = i
+			op.err = op.fn(tx)
+			cur = -1
+			switch {
+			case op.err == nil:
+				ok[i], anyOK = true, true
+				continue
+			case alone:
+				return // the deferred rollback ends tx
+			case tx.executed:
+				// A plain write failed after running a statement (a
+				// disk error): nothing of the batch can commit.
+				abort(batch, ok, i+1, op.err)
+				return
+			}
+			db.counts.rollback(m)
+			op.q.reset()
+			if !errors.Is(op.err, errNeedSavepoint) {
+				continue
+			}
+			// Run it again under a savepoint.
+		}
 		if _, err := tx.ExecContext(ctx, qSavepoint); err != nil {
 			abort(batch, ok, i, err)
 			return
 		}
+		m := db.counts.mark()
+		tx.q, tx.undoable = &op.q, true
 		cur = i
 		op.err = op.fn(tx)
 		cur = -1
 		if op.err != nil {
 			// Undo this write only; the savepoint stays on the stack
 			// until released.
+			op.q.reset()
+			db.counts.rollback(m)
 			if _, err := tx.ExecContext(ctx, qRollbackTo); err != nil {
 				abort(batch, ok, i+1, err)
 				return
@@ -245,6 +278,9 @@ func (db *DB) runBatch() {
 	}
 	committed = true
 	if err := tx.Commit(); err != nil {
+		// What the disk holds now is not known.
+		db.counts.committed(false)
+		db.tails.clear()
 		for i, op := range batch {
 			if ok[i] {
 				op.err = fmt.Errorf("sqlitestore: commit: %w", err)
@@ -252,14 +288,18 @@ func (db *DB) runBatch() {
 		}
 		return
 	}
-	db.commits.commits.Add(1)
-	n := 0
-	for _, k := range ok {
+	db.counts.committed(true)
+	// The tail cache learns the batch's changes in commit order, before
+	// any caller has its answer (and before the next batch can commit).
+	changes := make([]*queueChanges, 0, len(batch))
+	for i, k := range ok {
 		if k {
-			n++
+			changes = append(changes, &batch[i].q)
 		}
 	}
-	db.commits.writes.Add(int64(n))
+	db.tails.apply(changes...)
+	db.commits.commits.Add(1)
+	db.commits.writes.Add(int64(len(changes)))
 }
 
 // abort fails a batch whose transaction broke (a savepoint statement

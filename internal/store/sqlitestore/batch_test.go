@@ -164,10 +164,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 				t.Fatalf("bob/%d: stored message %s missing", d, id)
 			}
 		}
-		var queued int
-		if err := db.r.QueryRowContext(ctx, `SELECT queued FROM devices WHERE handle = 'bob' AND id = ?`, d).Scan(&queued); err != nil || queued != len(stored) {
-			t.Fatalf("bob/%d: queue counter %d (%v), want %d", d, queued, err, len(stored))
-		}
+		checkQueued(t, db, "bob", d, len(stored))
 	}
 	// The failed messages left no trace: their ids are not remembered.
 	for _, i := range []int{3, 50, 113} {
@@ -239,10 +236,7 @@ func TestGroupCommitAcks(t *testing.T) {
 		if err != nil || len(envs) != want {
 			t.Fatalf("bob/%d: %d envelopes (%v), want %d", d, len(envs), err, want)
 		}
-		var queued int
-		if err := db.r.QueryRowContext(ctx, `SELECT queued FROM devices WHERE handle = 'bob' AND id = ?`, d).Scan(&queued); err != nil || queued != want {
-			t.Fatalf("bob/%d: queue counter %d (%v), want %d", d, queued, err, want)
-		}
+		checkQueued(t, db, "bob", d, want)
 	}
 }
 

@@ -26,7 +26,10 @@ func (db *DB) expireEnvelopes(ctx context.Context, now time.Time) error {
 			if err != nil {
 				return err
 			}
-			var seqs []int64
+			var (
+				seqs []int64
+				devs []deviceKey // each seq's device
+			)
 			freed := map[deviceKey]int{}
 			for rows.Next() {
 				var seq, dev int64
@@ -36,6 +39,7 @@ func (db *DB) expireEnvelopes(ctx context.Context, now time.Time) error {
 					return err
 				}
 				seqs = append(seqs, seq)
+				devs = append(devs, deviceKey{h, uint32(dev)})
 				freed[deviceKey{h, uint32(dev)}]++
 			}
 			rows.Close()
@@ -43,15 +47,16 @@ func (db *DB) expireEnvelopes(ctx context.Context, now time.Time) error {
 				return err
 			}
 			n = len(seqs)
-			for _, seq := range seqs {
+			for i, seq := range seqs {
 				if _, err := tx.ExecContext(ctx, `DELETE FROM envelopes WHERE seq = ?`, seq); err != nil {
 					return err
 				}
+				if tx.q != nil {
+					tx.q.removed = append(tx.q.removed, deviceSeqs{devs[i], []int64{seq}})
+				}
 			}
 			for d, k := range freed {
-				if _, err := tx.ExecContext(ctx, qQueueRelease, k, d.handle, int64(d.id)); err != nil {
-					return err
-				}
+				db.counts.add(d, -k)
 			}
 			return nil
 		})

@@ -14,7 +14,7 @@ import (
 // preparing through the writer pool inside a transaction would wait for
 // its only connection forever. Inside a transaction, Tx.StmtContext reuses
 // the statement already prepared on that connection (or prepares it on the
-// transaction's own connection).
+// transaction's own connection), once per transaction (txn.stmt).
 type pool struct {
 	*sql.DB
 	prepared map[string]*sql.Stmt
@@ -79,6 +79,39 @@ type txn struct {
 	// group commit (batch.go) no caller's context may interrupt a
 	// statement, since SQLite would roll back everyone's transaction.
 	batchCtx context.Context
+	// q collects what the running write does to device queues, applied
+	// to the tail cache (tail.go) once committed; nil records nothing.
+	q *queueChanges
+	// counts are the queue counts (counts.go), which follow the
+	// transaction.
+	counts *queueCounts
+	// undoable: an error from the running write undoes its changes (it
+	// has a savepoint or the transaction to itself); see writePlain.
+	undoable bool
+	// executed is set by every ExecContext, whether it succeeded or not
+	// (a failed statement may have rolled the whole transaction back).
+	executed bool
+	// stmts are the prepared statements bound to the transaction so far:
+	// a group commit runs the same few for hundreds of writes.
+	stmts map[string]*sql.Stmt
+}
+
+// stmt returns the transaction's binding of prepared statement q, or nil
+// if q is not prepared. The transaction closes them when it ends.
+func (t *txn) stmt(ctx context.Context, q string) *sql.Stmt {
+	if st := t.stmts[q]; st != nil {
+		return st
+	}
+	st := t.p.prepared[q]
+	if st == nil {
+		return nil
+	}
+	if t.stmts == nil {
+		t.stmts = make(map[string]*sql.Stmt, 8)
+	}
+	ts := t.Tx.StmtContext(ctx, st)
+	t.stmts[q] = ts
+	return ts
 }
 
 // stmtCtx is the context a statement of t runs under.
@@ -89,26 +122,29 @@ func (t *txn) stmtCtx(ctx context.Context) context.Context {
 	return ctx
 }
 
-func (t *txn) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+func (t *txn) ExecContext(ctx context.Context, q string, args ...any) (res sql.Result, err error) {
 	ctx = t.stmtCtx(ctx)
-	if st := t.p.prepared[q]; st != nil {
-		return t.Tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	if st := t.stmt(ctx, q); st != nil {
+		res, err = st.ExecContext(ctx, args...)
+	} else {
+		res, err = t.Tx.ExecContext(ctx, q, args...)
 	}
-	return t.Tx.ExecContext(ctx, q, args...)
+	t.executed = true
+	return res, err
 }
 
 func (t *txn) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
 	ctx = t.stmtCtx(ctx)
-	if st := t.p.prepared[q]; st != nil {
-		return t.Tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
 	}
 	return t.Tx.QueryRowContext(ctx, q, args...)
 }
 
 func (t *txn) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	ctx = t.stmtCtx(ctx)
-	if st := t.p.prepared[q]; st != nil {
-		return t.Tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
 	}
 	return t.Tx.QueryContext(ctx, q, args...)
 }

@@ -3,9 +3,11 @@ package sqlitestore
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,16 +18,15 @@ import (
 const (
 	qDedupInsert = `INSERT INTO dedup (sender, sender_device, message_id, created) VALUES (?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`
-	// qQueueReserve counts n more envelopes for a device if its queue has
-	// room; no row changes if the device is unknown or its queue is full.
-	qQueueReserve   = `UPDATE devices SET queued = queued + ? WHERE handle = ? AND id = ? AND queued + ? <= ?`
-	qQueueRelease   = `UPDATE devices SET queued = queued - ? WHERE handle = ? AND id = ?`
 	qEnvelopeInsert = `INSERT INTO envelopes
 		(recipient, recipient_device, message_id, sender, sender_device, ciphertext, server_time, expires)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	qPending = `SELECT seq, message_id, sender, sender_device, ciphertext, server_time FROM envelopes
 		WHERE recipient = ? AND recipient_device = ? AND seq > ? ORDER BY seq LIMIT ?`
 	qAckOne = `DELETE FROM envelopes WHERE recipient = ? AND recipient_device = ? AND seq = ?`
+	// qAckMany deletes the seqs of a JSON array.
+	qAckMany = `DELETE FROM envelopes WHERE recipient = ? AND recipient_device = ?
+		AND seq IN (SELECT value FROM json_each(?))`
 )
 
 // Enqueue implements store.Store.
@@ -38,7 +39,7 @@ func (db *DB) Enqueue(ctx context.Context, envs []store.Envelope) (bool, error) 
 		return false, err
 	}
 	var dup bool
-	err = db.write(ctx, func(tx *txn) error {
+	err = db.writePlain(ctx, func(tx *txn) error {
 		var err error
 		dup, err = db.enqueue(ctx, tx, m)
 		return err
@@ -101,9 +102,18 @@ func newMessage(envs []store.Envelope, now time.Time) (*message, error) {
 	return m, nil
 }
 
-// enqueue stores one message in tx: the dedup record, the queue counts,
-// the envelopes. It is the unit a group commit would batch.
+// enqueue stores one message in tx: the dedup record, the queue counts
+// (counts.go), the envelopes. It is the unit a group commit batches, as
+// a plain write (writePlain): without a savepoint it checks first that
+// the message can be stored, and asks for one if not.
 func (db *DB) enqueue(ctx context.Context, tx *txn, m *message) (duplicate bool, err error) {
+	if !tx.undoable {
+		for _, d := range m.perDevice {
+			if n, ok := db.counts.get(d.deviceKey); !ok || n+d.n > db.maxQueue {
+				return false, errNeedSavepoint // a duplicate, or an error
+			}
+		}
+	}
 	res, err := tx.ExecContext(ctx, qDedupInsert, m.sender, int64(m.senderDev), m.id, micros(m.now))
 	if err != nil {
 		return false, err
@@ -114,31 +124,35 @@ func (db *DB) enqueue(ctx context.Context, tx *txn, m *message) (duplicate bool,
 		return true, nil
 	}
 	for _, d := range m.perDevice {
-		res, err := tx.ExecContext(ctx, qQueueReserve, d.n, d.handle, int64(d.id), d.n, db.maxQueue)
-		if err != nil {
-			return false, err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return false, err
-		}
-		if n == 1 {
-			continue
-		}
-		ok, err := deviceExists(ctx, tx, d.handle, d.id)
-		if err != nil {
-			return false, err
-		}
+		n, ok := db.counts.get(d.deviceKey)
 		if !ok {
 			return false, fmt.Errorf("sqlitestore: recipient device %s/%d: %w", d.handle, d.id, store.ErrNotFound)
 		}
-		return false, fmt.Errorf("sqlitestore: recipient device %s/%d: %w", d.handle, d.id, store.ErrQueueFull)
+		if n+d.n > db.maxQueue {
+			return false, fmt.Errorf("sqlitestore: recipient device %s/%d: %w", d.handle, d.id, store.ErrQueueFull)
+		}
+	}
+	for _, d := range m.perDevice {
+		db.counts.add(d.deviceKey, d.n)
 	}
 	// Rows get seqs in the order of envs.
 	for _, e := range m.envs {
-		if _, err := tx.ExecContext(ctx, qEnvelopeInsert, e.Recipient, int64(e.RecipientDevice), m.id, m.sender,
-			int64(m.senderDev), nonNil(e.Ciphertext), micros(e.ServerTime), expiresMicros(e.Expires)); err != nil {
+		res, err := tx.ExecContext(ctx, qEnvelopeInsert, e.Recipient, int64(e.RecipientDevice), m.id, m.sender,
+			int64(m.senderDev), nonNil(e.Ciphertext), micros(e.ServerTime), expiresMicros(e.Expires))
+		if err != nil {
 			return false, err
+		}
+		if tx.q != nil {
+			seq, err := res.LastInsertId()
+			if err != nil {
+				return false, err
+			}
+			// As Pending reads it back (tail.go).
+			tx.q.added = append(tx.q.added, store.Envelope{
+				Seq: seq, MessageID: m.id, Sender: m.sender, SenderDevice: m.senderDev,
+				Recipient: e.Recipient, RecipientDevice: e.RecipientDevice,
+				Ciphertext: e.Ciphertext, ServerTime: fromMicros(micros(e.ServerTime)),
+			})
 		}
 	}
 	return false, nil
@@ -150,6 +164,21 @@ func (db *DB) Pending(ctx context.Context, handle string, device uint32, after i
 		return nil, nil
 	}
 	h := norm(handle)
+	k := deviceKey{h, device}
+	if envs, ok := db.tails.pending(k, after, limit); ok { // tail.go
+		return envs, nil
+	}
+	f := db.tails.beginFill(k)
+	envs, err := db.pendingSQL(ctx, h, device, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	db.tails.endFill(k, f, after, limit, envs)
+	return envs, nil
+}
+
+// pendingSQL is Pending read from the database.
+func (db *DB) pendingSQL(ctx context.Context, h string, device uint32, after int64, limit int) ([]store.Envelope, error) {
 	rows, err := db.r.QueryContext(ctx, qPending, h, int64(device), after, limit)
 	if err != nil {
 		return nil, wrap("pending", err)
@@ -172,30 +201,47 @@ func (db *DB) Pending(ctx context.Context, handle string, device uint32, after i
 	return envs, nil
 }
 
-// Ack implements store.Store.
+// Ack implements store.Store: one DELETE for all of seqs.
 func (db *DB) Ack(ctx context.Context, handle string, device uint32, seqs []int64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
 	h := norm(handle)
-	err := db.write(ctx, func(tx *txn) error {
-		var deleted int64
-		for _, seq := range seqs {
-			res, err := tx.ExecContext(ctx, qAckOne, h, int64(device), seq)
-			if err != nil {
-				return err
+	var list string // seqs as a JSON array, for qAckMany
+	if len(seqs) > 1 {
+		b := make([]byte, 0, 1+len(seqs)*8)
+		b = append(b, '[')
+		for i, seq := range seqs {
+			if i > 0 {
+				b = append(b, ',')
 			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return err
-			}
-			deleted += n
+			b = strconv.AppendInt(b, seq, 10)
 		}
-		if deleted == 0 {
-			return nil
+		list = string(append(b, ']'))
+	}
+	err := db.writePlain(ctx, func(tx *txn) error { // one statement
+		var (
+			res sql.Result
+			err error
+		)
+		if len(seqs) == 1 {
+			res, err = tx.ExecContext(ctx, qAckOne, h, int64(device), seqs[0])
+		} else {
+			res, err = tx.ExecContext(ctx, qAckMany, h, int64(device), list)
 		}
-		_, err := tx.ExecContext(ctx, qQueueRelease, deleted, h, int64(device))
-		return err
+		if err != nil {
+			return err
+		}
+		deleted, err := res.RowsAffected()
+		if err != nil || deleted == 0 {
+			return err
+		}
+		k := deviceKey{h, device}
+		db.counts.add(k, -int(deleted))
+		if tx.q != nil {
+			tx.q.removed = append(tx.q.removed, deviceSeqs{k, seqs})
+		}
+		return nil
 	})
 	return wrap("ack", err)
 }

@@ -6,11 +6,15 @@
 // change goes through one write connection (transactions begin IMMEDIATE),
 // and reads use a separate pool of read-only connections that WAL lets run
 // beside the writer. Concurrent writes share one transaction and one
-// commit, each under a savepoint (group commit, batch.go). The token and
-// device-list reads every request makes are cached, invalidated by this
-// process's own writes (cache.go): the database file belongs to one
-// parleyd. The schema is versioned: Open applies the embedded migrations
-// the database has not seen yet.
+// commit, each under a savepoint unless it cannot fail after a change
+// (group commit, batch.go). The database file belongs to one parleyd,
+// which lets the store keep in memory what only its own writes change:
+// the token and device-list reads every request makes (cache.go), the
+// recent end of each connected device's queue, which Pending answers from
+// (tail.go), and every device's queue count, which Enqueue checks
+// (counts.go); each is updated by the writes of this process, the first
+// two once committed. The schema is versioned: Open applies the embedded
+// migrations the database has not seen yet.
 package sqlitestore
 
 import (
@@ -25,6 +29,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
@@ -54,8 +59,11 @@ type DB struct {
 	w        *pool // exactly one connection: the only writer
 	r        *pool // read-only connections
 	maxQueue int
-	commits  *committer // group commit of writes (batch.go); nil with Options.SerialWrites
-	cache    *readCache // recent device lists and tokens (cache.go)
+	commits  *committer   // group commit of writes (batch.go); nil with Options.SerialWrites
+	cache    *readCache   // recent device lists and tokens (cache.go)
+	tails    *tailCache   // the ends of device queues (tail.go)
+	counts   *queueCounts // envelopes queued per current device (counts.go)
+	serial   sync.Mutex   // held by a write with Options.SerialWrites
 }
 
 // busyTimeout bounds how long a connection waits for a lock held by
@@ -120,7 +128,8 @@ func OpenOptions(ctx context.Context, path string, logger *slog.Logger, o Option
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	db := &DB{path: abs, log: logger, w: &pool{DB: w}, maxQueue: o.MaxQueue, cache: newReadCache()}
+	db := &DB{path: abs, log: logger, w: &pool{DB: w}, maxQueue: o.MaxQueue, cache: newReadCache(), tails: newTailCache(),
+		counts: &queueCounts{}}
 	if !o.SerialWrites {
 		db.commits = newCommitter()
 	}
@@ -129,6 +138,9 @@ func OpenOptions(ctx context.Context, path string, logger *slog.Logger, o Option
 	err = db.checkWriter(ctx)
 	if err == nil {
 		err = db.migrate(ctx)
+	}
+	if err == nil {
+		err = db.counts.load(ctx, db.w)
 	}
 	if err == nil {
 		err = db.w.prepare(ctx, writeQueries)
@@ -158,7 +170,7 @@ func OpenOptions(ctx context.Context, path string, logger *slog.Logger, o Option
 // The statements prepared on each pool: the hot paths (Enqueue, Ack,
 // TakeBundle on the writer; TokenDevice, Pending on the readers).
 var (
-	writeQueries = []string{qDedupInsert, qQueueReserve, qQueueRelease, qEnvelopeInsert, qAckOne,
+	writeQueries = []string{qDedupInsert, qEnvelopeInsert, qAckOne, qAckMany,
 		qDeviceExists, qPrekeyFirst, qPrekeyDelete, qSavepoint, qRelease, qRollbackTo, qDeviceList}
 	readQueries = []string{qTokenDevice, qPending, qDeviceExists, qDeviceList}
 )
@@ -220,22 +232,62 @@ func (db *DB) Path() string { return db.path }
 // Concurrent writes share one transaction and one commit (group commit,
 // batch.go), each under a SAVEPOINT. What fn records outside the
 // transaction (a duplicate flag, removed ids) is only good when write
-// returns nil: the shared commit may still fail after fn succeeded.
+// returns nil: the shared commit may still fail after fn succeeded; fn may
+// also run twice (writePlain).
 func (db *DB) write(ctx context.Context, fn func(tx *txn) error) error {
+	return db.writeOp(ctx, fn, false)
+}
+
+// writePlain is write for a function that needs no savepoint in a group
+// commit (each costs two statements per write): one that uses tx only
+// through tx.ExecContext, and fails only before its first statement,
+// returning errNeedSavepoint if it might fail after one; it then runs
+// again under a savepoint, with tx.undoable set. A plain write that fails
+// after a statement (a disk error) fails its whole batch.
+func (db *DB) writePlain(ctx context.Context, fn func(tx *txn) error) error {
+	return db.writeOp(ctx, fn, true)
+}
+
+// errNeedSavepoint is what a plain write returns, before any statement,
+// to run again under a savepoint.
+var errNeedSavepoint = errors.New("sqlitestore: run the write under a savepoint")
+
+func (db *DB) writeOp(ctx context.Context, fn func(tx *txn) error, plain bool) error {
 	if db.commits != nil {
-		return db.groupWrite(ctx, fn)
+		return db.groupWrite(ctx, fn, plain)
 	}
+	// One write at a time from begin to the caches' update, so that they
+	// see the changes in commit order (the one connection would serialise
+	// the transactions, but not what follows their commit).
+	db.serial.Lock()
+	defer db.serial.Unlock()
 	tx, err := db.w.begin(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: begin: %w", err)
 	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
+	tx.q, tx.counts, tx.undoable = new(queueChanges), db.counts, true
+	done := false
+	defer func() {
+		if !done { // fn failed or panicked
+			tx.Rollback()
+			db.counts.rollback(0)
+		}
+	}()
+	if err := db.counts.begin(ctx, tx); err != nil {
 		return err
 	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	done = true
 	if err := tx.Commit(); err != nil {
+		// What the disk holds now is not known.
+		db.counts.committed(false)
+		db.tails.clear()
 		return fmt.Errorf("sqlitestore: commit: %w", err)
 	}
+	db.counts.committed(true)
+	db.tails.apply(tx.q)
 	return nil
 }
 
