@@ -1,7 +1,8 @@
 // Command parley-load puts load on a running parleyd over loopback: it
-// registers many accounts (one device each, real keys), keeps one
-// WebSocket per device, has senders post messages of random bytes to
-// random other accounts for a while, and reports acknowledged sends/s,
+// sets up many accounts (real keys; one device each, or several linked
+// devices), keeps one WebSocket per device, has senders send messages of
+// random bytes to random other accounts for a while (as "send" frames on
+// the WebSocket, or POST /v1/messages), and reports acknowledged sends/s,
 // deliveries/s, end-to-end latency percentiles and errors by code. In the
 // same run it measures a plain WebSocket echo server the same way, as the
 // baseline. See docs/PERFORMANCE.md.
@@ -19,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -31,9 +33,10 @@ func main() {
 
 // options are the parsed command line.
 type options struct {
-	cfg     loadgen.Config
-	json    bool
-	verbose bool
+	cfg        loadgen.Config
+	json       bool
+	verbose    bool
+	cpuProfile string
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -52,6 +55,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if opts.cpuProfile != "" {
+		f, err := os.Create(opts.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "parley-load:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "parley-load:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	rep, err := loadgen.Run(ctx, opts.cfg, log)
 	if rep != nil {
@@ -85,8 +101,11 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	}
 	c := &o.cfg
 	fs.StringVar(&c.Server, "server", "", "parleyd base URL, loopback only; several nodes comma-separated, device i using node i mod n (empty: echo baseline only)")
-	fs.IntVar(&c.Devices, "devices", 100, "simulated accounts, one device and one WebSocket each")
-	fs.IntVar(&c.Senders, "senders", 10, "sending goroutines, one request at a time each")
+	fs.IntVar(&c.Devices, "devices", 100, "simulated devices in all, one WebSocket each: devices/K accounts of K devices (a multiple of K)")
+	fs.IntVar(&c.DevicesPerAccount, "devices-per-account", 1, "K, devices per account; a send from device d of account A to account B carries\n"+
+		"one envelope per device of B and one per other device of A (2K-1), each a delivery.\nDevices after the first are linked, which parleyd limits per address: raise its --join-rate/--join-burst")
+	fs.StringVar(&c.SendOver, "send-over", loadgen.SendOverWS, "how senders send: ws (\"send\" frames on the sending device's WebSocket) or http (POST /v1/messages)")
+	fs.IntVar(&c.Senders, "senders", 10, "sending goroutines, one message at a time each; sender j sends from device j mod devices")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to send, per phase")
 	fs.IntVar(&c.Size, "size", 200, fmt.Sprintf("ciphertext bytes per message (%d to %d)", loadgen.MinSize, loadgen.MaxSize))
 	fs.Float64Var(&c.Rate, "rate", 0, "total messages/s over all senders; 0 = as fast as possible")
@@ -101,6 +120,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&c.FsyncTime, "fsync-time", 3*time.Second, "how long the disk baseline runs")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.verbose, "v", false, "log each failed request")
+	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "write the tool's own CPU profile (Go pprof) of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

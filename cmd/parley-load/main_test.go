@@ -15,18 +15,23 @@ import (
 func TestParseArgs(t *testing.T) {
 	var stderr bytes.Buffer
 	o, err := parseArgs(strings.Fields("--server http://127.0.0.1:18080 --devices 200 --senders 50 --duration 20s "+
-		"--size 200 --rate 1500 --source-addrs 127.0.0.1-127.0.0.8 --server-pid 42 --json --fsync-dir /tmp --fsync-time 1s"), &stderr)
+		"--size 200 --rate 1500 --source-addrs 127.0.0.1-127.0.0.8 --server-pid 42 --json --fsync-dir /tmp --fsync-time 1s "+
+		"--devices-per-account 4 --send-over http"), &stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := o.cfg
 	if c.Server != "http://127.0.0.1:18080" || c.Devices != 200 || c.Senders != 50 || c.Duration != 20*time.Second ||
 		c.Size != 200 || c.Rate != 1500 || len(c.SourceAddrs) != 8 || c.ServerPID != 42 || !o.json || !c.Echo ||
-		c.FsyncDir != "/tmp" || c.FsyncTime != time.Second {
+		c.FsyncDir != "/tmp" || c.FsyncTime != time.Second || c.DevicesPerAccount != 4 || c.SendOver != loadgen.SendOverHTTP {
 		t.Fatalf("parsed %+v", o)
 	}
 	if c.SetupTimeout == 0 || c.Drain == 0 || c.RequestTimeout == 0 || c.SetupConcurrency == 0 {
 		t.Fatalf("defaults not applied: %+v", c)
+	}
+	if o, err := parseArgs([]string{"--server", "http://127.0.0.1:1"}, &stderr); err != nil ||
+		o.cfg.DevicesPerAccount != 1 || o.cfg.SendOver != loadgen.SendOverWS {
+		t.Fatalf("defaults: %+v, %v", o.cfg, err)
 	}
 
 	for _, bad := range []string{
@@ -40,6 +45,11 @@ func TestParseArgs(t *testing.T) {
 		"--server http://127.0.0.1:1 extra",
 		"--server http://127.0.0.1:1 --fsync-time 2m",
 		"--echo=false",
+		"--server http://127.0.0.1:1 --devices 10 --devices-per-account 3",
+		"--server http://127.0.0.1:1 --devices 2 --devices-per-account 2",
+		"--server http://127.0.0.1:1 --devices 34 --devices-per-account 17",
+		"--server http://127.0.0.1:1 --devices-per-account -1",
+		"--server http://127.0.0.1:1 --send-over grpc",
 	} {
 		if _, err := parseArgs(strings.Fields(bad), &stderr); !errors.Is(err, loadgen.ErrConfig) {
 			t.Errorf("%q: got %v, want ErrConfig", bad, err)

@@ -99,11 +99,19 @@ func errorCode(err error) string {
 	}
 }
 
-// call sends a JSON request and decodes a JSON answer into out (if not
-// nil). Bodies of error answers become *apiError.
+// rawJSON is a request body already encoded.
+type rawJSON []byte
+
+// call sends a JSON request (in as JSON, or a rawJSON as it is) and
+// decodes a JSON answer into out (if not nil). Bodies of error answers
+// become *apiError.
 func call(ctx context.Context, c *http.Client, method, url, token string, in, out any) error {
 	var body io.Reader
-	if in != nil {
+	switch in := in.(type) {
+	case nil:
+	case rawJSON:
+		body = bytes.NewReader(in)
+	default:
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("loadgen: encoding request: %w", err)

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/parleychat/parley/internal/devicelist"
 )
 
 // ErrConfig is wrapped by every error of Config.Validate and
@@ -30,11 +32,20 @@ type Config struct {
 	// Only loopback targets are allowed. Empty runs the echo baseline
 	// alone.
 	Server string
-	// Devices is the number of simulated accounts, one device each, each
-	// with its own WebSocket; the echo baseline opens as many connections.
+	// Devices is the number of simulated devices, each with its own
+	// WebSocket: Devices/DevicesPerAccount accounts. The echo baseline
+	// opens as many connections.
 	Devices int
-	// Senders is the number of goroutines sending, each one request at a
-	// time (closed loop). Sender j sends as account j mod Devices.
+	// DevicesPerAccount is how many devices each account has (1 to
+	// devicelist.MaxDevices; Devices must be a multiple of it). A send
+	// then carries one envelope per device of the recipient and one per
+	// other device of the sender, as parleyd requires.
+	DevicesPerAccount int
+	// SendOver is how senders send: SendOverWS ("send" frames on the
+	// sending device's WebSocket) or SendOverHTTP (POST /v1/messages).
+	SendOver string
+	// Senders is the number of goroutines sending, each one message at a
+	// time (closed loop). Sender j sends as device j mod Devices.
 	Senders int
 	// Duration is how long senders send, in each phase.
 	Duration time.Duration
@@ -70,8 +81,20 @@ type Config struct {
 	FsyncTime time.Duration
 }
 
+// Values of Config.SendOver.
+const (
+	SendOverWS   = "ws"
+	SendOverHTTP = "http"
+)
+
 // Defaults fills zero optional fields with their defaults.
 func (c *Config) Defaults() {
+	if c.DevicesPerAccount == 0 {
+		c.DevicesPerAccount = 1
+	}
+	if c.SendOver == "" {
+		c.SendOver = SendOverWS
+	}
 	if c.SetupTimeout == 0 {
 		c.SetupTimeout = 5 * time.Minute
 	}
@@ -105,6 +128,12 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Devices < 2 || c.Devices > MaxDevices:
 		return bad("--devices %d: want 2 to %d", c.Devices, MaxDevices)
+	case c.DevicesPerAccount < 1 || c.DevicesPerAccount > devicelist.MaxDevices:
+		return bad("--devices-per-account %d: want 1 to %d", c.DevicesPerAccount, devicelist.MaxDevices)
+	case c.Devices%c.DevicesPerAccount != 0 || c.Devices/c.DevicesPerAccount < 2:
+		return bad("--devices %d: want a multiple of --devices-per-account %d, for at least 2 accounts", c.Devices, c.DevicesPerAccount)
+	case c.SendOver != SendOverWS && c.SendOver != SendOverHTTP:
+		return bad("--send-over %q: want %q or %q", c.SendOver, SendOverWS, SendOverHTTP)
 	case c.Senders < 1 || c.Senders > MaxSenders:
 		return bad("--senders %d: want 1 to %d", c.Senders, MaxSenders)
 	case c.Duration <= 0 || c.Duration > MaxDuration:

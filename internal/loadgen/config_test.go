@@ -56,6 +56,13 @@ func TestValidate(t *testing.T) {
 		{"negative drain", func(c *Config) { c.Drain = -time.Second }, false},
 		{"no setup concurrency", func(c *Config) { c.SetupConcurrency = -1 }, false},
 		{"remote source", func(c *Config) { c.SourceAddrs = []netip.Addr{netip.MustParseAddr("192.168.1.2")} }, false},
+		{"two devices per account", func(c *Config) { c.DevicesPerAccount = 2 }, true},
+		{"devices not a multiple", func(c *Config) { c.DevicesPerAccount = 3 }, false},
+		{"one account", func(c *Config) { c.DevicesPerAccount = 10 }, false},
+		{"too many devices per account", func(c *Config) { c.Devices = 34; c.DevicesPerAccount = 17 }, false},
+		{"sixteen devices per account", func(c *Config) { c.Devices = 32; c.DevicesPerAccount = 16 }, true},
+		{"send over http", func(c *Config) { c.SendOver = SendOverHTTP }, true},
+		{"send over pigeon", func(c *Config) { c.SendOver = "pigeon" }, false},
 		{"loopback source", func(c *Config) { c.SourceAddrs = []netip.Addr{netip.MustParseAddr("127.0.0.3")} }, true},
 	}
 	for _, tt := range tests {

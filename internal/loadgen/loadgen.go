@@ -2,11 +2,15 @@
 // against a running parleyd, and a plain WebSocket echo server measured
 // the same way in the same run as the baseline.
 //
-// A run registers Devices accounts (one device each, real keys and signed
-// device lists), authenticates each, opens one WebSocket per device and
-// keeps it connected; then Senders goroutines send, for Duration, messages
-// of Size random bytes to random other accounts while every receiver
-// acknowledges what it gets. The ciphertext is opaque random bytes with
+// A run sets up Devices/DevicesPerAccount accounts of DevicesPerAccount
+// devices each (real keys and signed device lists; further devices are
+// linked as the apps link them), authenticates each device, opens one
+// WebSocket per device and keeps it connected; then Senders goroutines
+// send, for Duration, messages of Size random bytes to random other
+// accounts, as "send" frames on the sending device's WebSocket or as
+// POST /v1/messages (SendOver), while every receiver acknowledges what it
+// gets. A send carries an envelope for each device of the recipient and
+// each other device of the sender; deliveries count envelopes. The ciphertext is opaque random bytes with
 // the send time inside (parleyd never reads ciphertext), so the figures
 // are those of the server's path, not of client cryptography.
 package loadgen
@@ -42,17 +46,23 @@ type Machine struct {
 
 // RunInfo repeats the configuration the figures belong to.
 type RunInfo struct {
-	Server      string  `json:"server,omitempty"`
-	Devices     int     `json:"devices"`
-	Senders     int     `json:"senders"`
-	DurationS   float64 `json:"duration_s"`
-	Size        int     `json:"size"`
-	Rate        float64 `json:"rate"`
-	SourceAddrs int     `json:"source_addrs"`
+	Server            string  `json:"server,omitempty"`
+	Devices           int     `json:"devices"`
+	DevicesPerAccount int     `json:"devices_per_account"`
+	SendOver          string  `json:"send_over"`
+	Senders           int     `json:"senders"`
+	DurationS         float64 `json:"duration_s"`
+	Size              int     `json:"size"`
+	Rate              float64 `json:"rate"`
+	SourceAddrs       int     `json:"source_addrs"`
 }
 
 // Setup is what registering and connecting the parleyd devices took.
 type Setup struct {
+	// Accounts counts accounts set up with every device connected: the
+	// ones the run sends between.
+	Accounts int `json:"accounts"`
+	// Registered counts devices registered or linked, with a token.
 	Registered          int              `json:"registered"`
 	Connected           int              `json:"connected"`
 	RegisterSeconds     float64          `json:"register_s"`
@@ -74,12 +84,15 @@ type Phase struct {
 	Seconds     float64 `json:"seconds"` // how long the senders ran
 	// Attempts counts sends started.
 	Attempts int64 `json:"attempts"`
-	// Acked counts sends acknowledged: HTTP 200 from parleyd; for the echo
-	// baseline, round trips the sender saw complete.
+	// Acked counts sends acknowledged: HTTP 200 or a "sent" frame from
+	// parleyd; for the echo baseline, round trips the sender saw complete.
 	Acked       int64   `json:"acked"`
 	AckedPerSec float64 `json:"acked_per_s"`
-	// Delivered counts deliveries received while the senders ran;
-	// DeliveredTotal includes those that arrived during the drain.
+	// AckedEnvelopes counts the envelopes of the acknowledged sends (one
+	// per device they were for): the deliveries due.
+	AckedEnvelopes int64 `json:"acked_envelopes,omitempty"`
+	// Delivered counts deliveries (envelopes) received while the senders
+	// ran; DeliveredTotal includes those that arrived during the drain.
 	Delivered       int64            `json:"delivered"`
 	DeliveredPerSec float64          `json:"delivered_per_s"`
 	DeliveredTotal  int64            `json:"delivered_total"`
@@ -108,7 +121,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Report, error) {
 
 	rep := &Report{
 		Machine: Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH},
-		Run: RunInfo{Server: cfg.Server, Devices: cfg.Devices, Senders: cfg.Senders, DurationS: cfg.Duration.Seconds(),
+		Run: RunInfo{Server: cfg.Server, Devices: cfg.Devices, DevicesPerAccount: cfg.DevicesPerAccount, SendOver: cfg.SendOver,
+			Senders: cfg.Senders, DurationS: cfg.Duration.Seconds(),
 			Size: cfg.Size, Rate: cfg.Rate, SourceAddrs: len(cfg.SourceAddrs)},
 	}
 	// How busy the machine is before we add anything: figures taken on a
@@ -156,11 +170,11 @@ func runParley(ctx context.Context, cfg Config, log *slog.Logger, clients *httpC
 	sctx, cancel := context.WithTimeout(ctx, cfg.SetupTimeout)
 	defer cancel()
 
-	log.Info("registering devices", "devices", cfg.Devices, "server", cfg.Server)
+	log.Info("registering devices", "devices", cfg.Devices, "per_account", cfg.DevicesPerAccount, "server", cfg.Server)
 	t := time.Now()
-	p.registerAll(sctx)
+	p.setupAll(sctx)
 	setup.RegisterSeconds = time.Since(t).Seconds()
-	setup.Registered = len(p.devices)
+	setup.Registered = len(p.all)
 	setup.RateLimitedRetries = p.rateLimited.Load()
 	if cfg.ServerPID > 0 {
 		setup.ServerRSSBeforeKB, _ = readRSS(cfg.ServerPID)
@@ -171,13 +185,14 @@ func runParley(ctx context.Context, cfg Config, log *slog.Logger, clients *httpC
 	p.connectAll(sctx)
 	setup.ConnectSeconds = time.Since(t).Seconds()
 	setup.Connected = len(p.devices)
+	setup.Accounts = len(p.accounts)
 	if cfg.ServerPID > 0 {
 		setup.ServerRSSConnKB, _ = readRSS(cfg.ServerPID)
 		// With several nodes, ServerPID is the first node's: it holds the
 		// connections of devices 0, n, 2n, ...
 		conns := 0
-		for _, d := range p.devices {
-			if d.index%len(p.servers) == 0 {
+		for _, d := range p.all {
+			if d.conn != nil && d.index%len(p.servers) == 0 {
 				conns++
 			}
 		}
@@ -189,7 +204,8 @@ func runParley(ctx context.Context, cfg Config, log *slog.Logger, clients *httpC
 	if err := ctx.Err(); err != nil {
 		return setup, nil, fmt.Errorf("loadgen: setup: %w", err)
 	}
-	log.Info("sending", "connected", setup.Connected, "s", round(setup.ConnectSeconds), "senders", cfg.Senders, "duration", cfg.Duration)
+	log.Info("sending", "connected", setup.Connected, "s", round(setup.ConnectSeconds), "senders", cfg.Senders,
+		"over", cfg.SendOver, "duration", cfg.Duration)
 	phase, err := p.runPhase(ctx)
 	if cfg.ServerPID > 0 {
 		setup.ServerRSSAfterRunKB, _ = readRSS(cfg.ServerPID)

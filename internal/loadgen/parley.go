@@ -1,12 +1,16 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,22 +21,42 @@ import (
 	"github.com/parleychat/parley/internal/api"
 	"github.com/parleychat/parley/internal/devicelist"
 	"github.com/parleychat/parley/internal/identity"
+	"github.com/parleychat/parley/internal/linking"
 	"github.com/parleychat/parley/internal/pqxdh"
 )
 
-// device is one simulated account with its one device.
+// account is one simulated account with its devices.
+type account struct {
+	index   int // of the run's accounts, before setup failures
+	pos     int // in parleyRun.accounts, after setup
+	handle  string
+	key     *identity.AccountKey
+	list    devicelist.List // the current (last signed) device list
+	devices []*device       // Config.DevicesPerAccount, devices[0] registered the account
+}
+
+// device is one device of an account, with its own WebSocket.
 type device struct {
-	index  int
-	handle string
-	id     uint32
-	key    *identity.DeviceKey
-	token  string
+	index int // of the run's devices: account index * K + position
+	acct  *account
+	id    uint32
+	key   *identity.DeviceKey
+	token string
 
 	conn        *websocket.Conn
 	drained     chan struct{} // closed when the server said "drained"
 	drainedOnce sync.Once
 	done        chan struct{} // closed when the receive loop ended
+
+	// Sends over the WebSocket waiting for their answer, by frame id.
+	mu      sync.Mutex
+	pending map[uint64]chan<- error
+	closed  bool // the receive loop ended: no answer will come
+	nextID  atomic.Uint64
 }
+
+// errWSClosed fails sends over a WebSocket that closed.
+var errWSClosed = errors.New("loadgen: the WebSocket closed")
 
 // parleyRun is the parleyd phase: setup, then senders and receivers.
 type parleyRun struct {
@@ -42,17 +66,20 @@ type parleyRun struct {
 	run     uint64    // this run's id, in every handle, message id and payload
 	epoch   time.Time // send times in payloads are nanoseconds since epoch
 
-	devices []*device
-	servers []string // Config.Servers
+	accounts []*account // set up completely, every device connected
+	devices  []*device  // the devices of accounts
+	all      []*device  // every device set up (to close)
+	servers  []string   // Config.Servers
 
 	setupErrs   Errors
-	rateLimited atomic.Int64 // registration answers 429, retried
+	rateLimited atomic.Int64 // registration and link answers 429, retried
 
 	lat          *Recorder
 	errs         Errors
 	track        *tracker
 	attempts     atomic.Int64
 	acked        atomic.Int64
+	ackedEnvs    atomic.Int64 // envelopes of acknowledged sends
 	delivered    atomic.Int64 // deliveries of this run's messages, drain included
 	inWindow     atomic.Int64 // deliveries while the senders ran
 	windowOpen   atomic.Bool
@@ -83,43 +110,103 @@ func (p *parleyRun) server(i int) string {
 	return p.servers[i%len(p.servers)]
 }
 
-// handle names device i of this run: "ld" + 8 hex digits of the run id +
+// handle names account a of this run: "ld" + 8 hex digits of the run id +
 // "_" + index; at most 3+8+1+5 = 17 characters for MaxDevices.
-func (p *parleyRun) handle(i int) string {
-	return fmt.Sprintf("ld%08x_%d", uint32(p.run>>32), i)
+func (p *parleyRun) handle(a int) string {
+	return fmt.Sprintf("ld%08x_%d", uint32(p.run>>32), a)
 }
 
-// register creates device i's account with real keys: an account key, a
-// device key, a signed device list (version 1) and a signed prekey plus a
-// last-resort PQ prekey. It retries while parleyd answers rate_limited.
-func (p *parleyRun) register(ctx context.Context, i int) (*device, error) {
+// stageError is a setup failure and the step it happened in.
+type stageError struct {
+	stage string
+	err   error
+}
+
+func (e *stageError) Error() string { return e.err.Error() }
+func (e *stageError) Unwrap() error { return e.err }
+
+func stage(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &stageError{name, err}
+}
+
+// setupAccount creates account a with real keys and
+// Config.DevicesPerAccount devices, as the apps do: the first device
+// registers the account (a device list of version 1 naming it, a signed
+// prekey and a last-resort PQ prekey); each further device is linked
+// (POST /v1/links by the first device, join by the new one, a new signed
+// device list with it added and the account sealed to it by the first),
+// then authenticates and uploads its own prekeys (POST /v1/keys). Every
+// device ends with a token.
+func (p *parleyRun) setupAccount(ctx context.Context, a int) (*account, error) {
+	k := p.cfg.DevicesPerAccount
 	acct, err := identity.NewAccountKey()
 	if err != nil {
 		return nil, err
 	}
-	dk, err := identity.NewDeviceKey()
-	if err != nil {
-		return nil, err
+	ac := &account{index: a, handle: p.handle(a), key: acct, list: devicelist.List{Handle: p.handle(a)}}
+	ids := make(map[uint32]bool, k)
+	for j := range k {
+		dk, err := identity.NewDeviceKey()
+		if err != nil {
+			return nil, err
+		}
+		d := &device{
+			index:   a*k + j,
+			acct:    ac,
+			key:     dk,
+			drained: make(chan struct{}),
+			done:    make(chan struct{}),
+			pending: make(map[uint64]chan<- error),
+		}
+		for d.id == 0 || ids[d.id] {
+			d.id = rand.Uint32N(1<<32-1) + 1
+		}
+		ids[d.id] = true
+		ac.devices = append(ac.devices, d)
 	}
-	d := &device{
-		index:   i,
-		handle:  p.handle(i),
-		id:      rand.Uint32N(1<<32-1) + 1,
-		key:     dk,
-		drained: make(chan struct{}),
-		done:    make(chan struct{}),
+	first := ac.devices[0]
+	if err := p.register(ctx, ac); err != nil {
+		return nil, stage("register", err)
 	}
-	list := devicelist.List{Handle: d.handle, Version: 1, Devices: []devicelist.Device{{
+	if err := p.authenticate(ctx, first); err != nil {
+		return nil, stage("token", err)
+	}
+	for _, d := range ac.devices[1:] {
+		if err := p.link(ctx, ac, d); err != nil {
+			return nil, stage("link", err)
+		}
+		if err := p.authenticate(ctx, d); err != nil {
+			return nil, stage("token", err)
+		}
+		pk, err := prekeys(d.key)
+		if err != nil {
+			return nil, err
+		}
+		rctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
+		err = call(rctx, p.clients.get(d.index), http.MethodPost, pathURL(p.server(d.index), api.PathKeys), d.token, pk, nil)
+		cancel()
+		if err != nil {
+			return nil, stage("prekeys", fmt.Errorf("loadgen: prekeys of %s device %d: %w", ac.handle, d.id, err))
+		}
+	}
+	return ac, nil
+}
+
+func listDevice(d *device) devicelist.Device {
+	return devicelist.Device{
 		ID:         d.id,
-		SigningKey: dk.SigningPublic(),
-		DHKey:      dk.DHPublic(),
+		SigningKey: d.key.SigningPublic(),
+		DHKey:      d.key.DHPublic(),
 		Name:       "parley-load",
 		Created:    time.Now().UnixMilli(),
-	}}}
-	signed, err := list.Sign(acct)
-	if err != nil {
-		return nil, err
 	}
+}
+
+// prekeys makes a device's signed prekey and last-resort PQ prekey.
+func prekeys(dk *identity.DeviceKey) (*api.Prekeys, error) {
 	spk, err := pqxdh.GeneratePrekey(dk, identity.PrekeySigned, 1)
 	if err != nil {
 		return nil, err
@@ -128,24 +215,52 @@ func (p *parleyRun) register(ctx context.Context, i int) (*device, error) {
 	if err != nil {
 		return nil, err
 	}
+	return &api.Prekeys{
+		SignedPrekey: &api.SignedPrekey{ID: spk.ID, Public: spk.Public, Signature: spk.Signature},
+		LastResortPQ: &api.SignedPrekey{ID: pq.ID, Public: pq.Public, Signature: pq.Signature},
+	}, nil
+}
+
+// register creates the account with its first device. It retries while
+// parleyd answers rate_limited.
+func (p *parleyRun) register(ctx context.Context, ac *account) error {
+	d := ac.devices[0]
+	ac.list.Version = 1
+	ac.list.Devices = []devicelist.Device{listDevice(d)}
+	signed, err := ac.list.Sign(ac.key)
+	if err != nil {
+		return err
+	}
+	pk, err := prekeys(d.key)
+	if err != nil {
+		return err
+	}
 	req := api.RegisterRequest{
-		Handle:      d.handle,
-		IdentityKey: acct.Public(),
+		Handle:      ac.handle,
+		IdentityKey: ac.key.Public(),
 		DeviceList:  signed,
 		DeviceID:    d.id,
-		Prekeys: api.Prekeys{
-			SignedPrekey: &api.SignedPrekey{ID: spk.ID, Public: spk.Public, Signature: spk.Signature},
-			LastResortPQ: &api.SignedPrekey{ID: pq.ID, Public: pq.Public, Signature: pq.Signature},
-		},
+		Prekeys:     *pk,
 	}
-	c := p.clients.get(i)
+	err = p.retryLimited(ctx, "registering "+ac.handle, "--register-rate/--register-burst", func(rctx context.Context) error {
+		return call(rctx, p.clients.get(d.index), http.MethodPost, pathURL(p.server(d.index), api.PathAccounts), "", req, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("loadgen: registering %s: %w", ac.handle, err)
+	}
+	return nil
+}
+
+// retryLimited calls f (bounded by RequestTimeout) until parleyd stops
+// answering rate_limited, backing off, or ctx ends.
+func (p *parleyRun) retryLimited(ctx context.Context, what, flags string, f func(ctx context.Context) error) error {
 	for attempt := 0; ; attempt++ {
 		rctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
-		err = call(rctx, c, http.MethodPost, pathURL(p.server(i), api.PathAccounts), "", req, nil)
+		err := f(rctx)
 		cancel()
 		wait, limited := isRateLimited(err)
 		if !limited {
-			break
+			return err
 		}
 		p.rateLimited.Add(1)
 		// Back off exponentially from 250ms to 8s, with jitter, or as long
@@ -154,72 +269,166 @@ func (p *parleyRun) register(ctx context.Context, i int) (*device, error) {
 		wait = max(wait, backoff/2+rand.N(backoff/2))
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("loadgen: registering %s: still rate limited at the setup timeout (raise parleyd's --register-rate/--register-burst): %w", d.handle, ctx.Err())
+			return fmt.Errorf("loadgen: %s: still rate limited at the setup timeout (raise parleyd's %s): %w", what, flags, ctx.Err())
 		case <-time.After(wait):
 		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("loadgen: registering %s: %w", d.handle, err)
-	}
+}
 
+// authenticate gets d a token: a challenge signed with its device key.
+func (p *parleyRun) authenticate(ctx context.Context, d *device) error {
+	c := p.clients.get(d.index)
+	h := d.acct.handle
 	var ch api.ChallengeResponse
 	rctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
 	defer cancel()
-	if err := call(rctx, c, http.MethodPost, pathURL(p.server(i), api.PathChallenge), "",
-		api.ChallengeRequest{Handle: d.handle, DeviceID: d.id}, &ch); err != nil {
-		return nil, fmt.Errorf("loadgen: challenge for %s: %w", d.handle, err)
+	if err := call(rctx, c, http.MethodPost, pathURL(p.server(d.index), api.PathChallenge), "",
+		api.ChallengeRequest{Handle: h, DeviceID: d.id}, &ch); err != nil {
+		return fmt.Errorf("loadgen: challenge for %s device %d: %w", h, d.id, err)
 	}
-	sig := dk.Sign(identity.AuthMessage(d.handle, d.id, ch.Challenge))
+	sig := d.key.Sign(identity.AuthMessage(h, d.id, ch.Challenge))
 	var tok api.TokenResponse
-	if err := call(rctx, c, http.MethodPost, pathURL(p.server(i), api.PathToken), "",
-		api.TokenRequest{Handle: d.handle, DeviceID: d.id, Challenge: ch.Challenge, Signature: sig}, &tok); err != nil {
-		return nil, fmt.Errorf("loadgen: token for %s: %w", d.handle, err)
+	if err := call(rctx, c, http.MethodPost, pathURL(p.server(d.index), api.PathToken), "",
+		api.TokenRequest{Handle: h, DeviceID: d.id, Challenge: ch.Challenge, Signature: sig}, &tok); err != nil {
+		return fmt.Errorf("loadgen: token for %s device %d: %w", h, d.id, err)
 	}
 	d.token = tok.Token
-	return d, nil
+	return nil
 }
 
-// registerAll registers and authenticates every device, SetupConcurrency
-// at a time. Devices that fail are counted in setupErrs and left out.
-func (p *parleyRun) registerAll(ctx context.Context) {
-	devs := make([]*device, p.cfg.Devices)
-	forEach(ctx, p.cfg.Devices, p.cfg.SetupConcurrency, func(i int) {
-		d, err := p.register(ctx, i)
+// link adds d to its account (docs/PROTOCOL-api.md, linking): the first
+// device creates a link, d joins it with a Join authenticated by the
+// code's secret, the first device reads and checks the join, signs the
+// next device list with d added and completes the link with the account
+// sealed to d.
+func (p *parleyRun) link(ctx context.Context, ac *account, d *device) error {
+	first := ac.devices[0]
+	fc, fs := p.clients.get(first.index), p.server(first.index)
+	one := func(f func(ctx context.Context) error) error {
+		rctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
+		defer cancel()
+		return f(rctx)
+	}
+	var cl api.CreateLinkResponse
+	if err := one(func(rctx context.Context) error {
+		return call(rctx, fc, http.MethodPost, pathURL(fs, api.PathLinks), first.token, nil, &cl)
+	}); err != nil {
+		return fmt.Errorf("loadgen: creating a link for %s: %w", ac.handle, err)
+	}
+	raw, err := hex.DecodeString(cl.LinkID)
+	if err != nil || len(raw) != 16 {
+		return fmt.Errorf("loadgen: link id %q is not 32 hex digits", cl.LinkID)
+	}
+	code, err := linking.NewCode([16]byte(raw))
+	if err != nil {
+		return err
+	}
+	join, _, err := linking.NewJoin(code, d.key, d.id, "parley-load")
+	if err != nil {
+		return err
+	}
+	linkPath := func(tmpl string) string { return strings.Replace(tmpl, "{id}", cl.LinkID, 1) }
+	err = p.retryLimited(ctx, "joining a link of "+ac.handle, "--join-rate/--join-burst", func(rctx context.Context) error {
+		return call(rctx, p.clients.get(d.index), http.MethodPost, pathURL(p.server(d.index), linkPath(api.PathLinkJoin)), "",
+			api.JoinLinkRequest{Join: join.Marshal()}, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("loadgen: joining a link of %s: %w", ac.handle, err)
+	}
+	var st api.LinkStatus
+	if err := one(func(rctx context.Context) error {
+		return call(rctx, fc, http.MethodGet, pathURL(fs, linkPath(api.PathLink)), first.token, nil, &st)
+	}); err != nil {
+		return fmt.Errorf("loadgen: link status for %s: %w", ac.handle, err)
+	}
+	if !st.Joined {
+		return fmt.Errorf("loadgen: link of %s: the server says no device joined", ac.handle)
+	}
+	got, err := linking.ParseJoin(st.Join)
+	if err != nil {
+		return fmt.Errorf("loadgen: link of %s: %w", ac.handle, err)
+	}
+	if err := got.Verify(code); err != nil {
+		return fmt.Errorf("loadgen: link of %s: %w", ac.handle, err)
+	}
+	next := ac.list
+	next.Version++
+	next.Devices = append(slices.Clip(ac.list.Devices), listDevice(d))
+	signed, err := next.Sign(ac.key)
+	if err != nil {
+		return err
+	}
+	sealed, err := linking.Seal(code, got, &linking.Transfer{Handle: ac.handle, AccountSeed: ac.key.Seed()})
+	if err != nil {
+		return err
+	}
+	if err := one(func(rctx context.Context) error {
+		return call(rctx, fc, http.MethodPost, pathURL(fs, linkPath(api.PathLinkComplete)), first.token,
+			api.CompleteLinkRequest{Sealed: sealed, DeviceList: signed}, nil)
+	}); err != nil {
+		return fmt.Errorf("loadgen: completing a link of %s: %w", ac.handle, err)
+	}
+	ac.list = next
+	return nil
+}
+
+// setupAll sets up every account, SetupConcurrency at a time. Accounts
+// that fail are counted in setupErrs and left out.
+func (p *parleyRun) setupAll(ctx context.Context) {
+	n := p.cfg.Devices / p.cfg.DevicesPerAccount
+	accts := make([]*account, n)
+	forEach(ctx, n, p.cfg.SetupConcurrency, func(a int) {
+		ac, err := p.setupAccount(ctx, a)
 		if err != nil {
-			p.setupErrs.Add("register_" + errorCode(err))
-			p.log.Debug("register failed", "device", i, "err", err)
+			name := "setup"
+			var se *stageError
+			if errors.As(err, &se) {
+				name = se.stage
+			}
+			p.setupErrs.Add(name + "_" + errorCode(err))
+			p.log.Debug("account setup failed", "account", a, "err", err)
 			return
 		}
-		devs[i] = d
+		accts[a] = ac
 	})
-	for _, d := range devs {
-		if d != nil {
-			p.devices = append(p.devices, d)
+	for _, ac := range accts {
+		if ac != nil {
+			p.accounts = append(p.accounts, ac)
+			p.all = append(p.all, ac.devices...)
 		}
 	}
 }
 
 // connectAll opens one WebSocket per device and waits until parleyd said
-// "drained" on each. Devices that fail are left out.
+// "drained" on each. An account with a device that fails is left out (its
+// devices would miss their envelopes).
 func (p *parleyRun) connectAll(ctx context.Context) {
 	p.receiveCtx, p.stopReceive = context.WithCancel(context.Background())
-	ok := make([]bool, len(p.devices))
-	forEach(ctx, len(p.devices), p.cfg.SetupConcurrency, func(i int) {
-		d := p.devices[i]
+	ok := make([]bool, len(p.all))
+	forEach(ctx, len(p.all), p.cfg.SetupConcurrency, func(i int) {
+		d := p.all[i]
 		if err := p.connect(ctx, d); err != nil {
 			p.setupErrs.Add("connect_" + errorCode(err))
-			p.log.Debug("connect failed", "device", d.handle, "err", err)
+			p.log.Debug("connect failed", "account", d.acct.handle, "device", d.id, "err", err)
 			return
 		}
 		ok[i] = true
 	})
-	var kept []*device
-	for i, d := range p.devices {
-		if ok[i] {
-			kept = append(kept, d)
+	failed := make(map[*account]bool)
+	for i, d := range p.all {
+		if !ok[i] {
+			failed[d.acct] = true
 		}
 	}
-	p.devices = kept
+	var kept []*account
+	for _, ac := range p.accounts {
+		if !failed[ac] {
+			ac.pos = len(kept)
+			kept = append(kept, ac)
+			p.devices = append(p.devices, ac.devices...)
+		}
+	}
+	p.accounts = kept
 }
 
 func (p *parleyRun) connect(ctx context.Context, d *device) error {
@@ -235,10 +444,11 @@ func (p *parleyRun) connect(ctx context.Context, d *device) error {
 		if resp != nil {
 			return &apiError{Status: resp.StatusCode, Message: err.Error()}
 		}
-		return fmt.Errorf("loadgen: connecting %s: %w", d.handle, err)
+		return fmt.Errorf("loadgen: connecting %s device %d: %w", d.acct.handle, d.id, err)
 	}
-	// A frame holds the ciphertext in base64 plus a little JSON.
-	conn.SetReadLimit(int64(p.cfg.Size)*4/3 + 4096)
+	// A frame holds the ciphertext in base64 plus a little JSON; error
+	// answers name at most every device of two accounts.
+	conn.SetReadLimit(int64(p.cfg.Size)*4/3 + 8192)
 	d.conn = conn
 	p.receiversWG.Add(1)
 	go p.receive(d)
@@ -246,35 +456,48 @@ func (p *parleyRun) connect(ctx context.Context, d *device) error {
 	case <-d.drained:
 		return nil
 	case <-d.done:
-		return fmt.Errorf("loadgen: %s: connection closed before \"drained\"", d.handle)
+		return fmt.Errorf("loadgen: %s device %d: connection closed before \"drained\"", d.acct.handle, d.id)
 	case <-dctx.Done():
 		conn.CloseNow()
-		return fmt.Errorf("loadgen: %s: waiting for \"drained\": %w", d.handle, dctx.Err())
+		return fmt.Errorf("loadgen: %s device %d: waiting for \"drained\": %w", d.acct.handle, d.id, dctx.Err())
 	}
 }
 
 // receive reads d's frames until the connection ends: it records each
 // envelope of this run and hands its seq to the acker, which sends acks in
-// batches (whatever queued up while the last ack was being written).
+// batches (whatever queued up while the last ack was being written), and
+// passes the answers to sends over the WebSocket to their senders.
 func (p *parleyRun) receive(d *device) {
 	defer p.receiversWG.Done()
 	defer close(d.done)
+	defer d.failPending()
 	acks := make(chan int64, 1024)
 	ackerDone := make(chan struct{})
 	go p.acker(d, acks, ackerDone)
 	defer func() { close(acks); <-ackerDone }()
+	var (
+		buf bytes.Buffer // a frame, reused
+		fr  frameReader
+	)
 	for {
-		_, data, err := d.conn.Read(p.receiveCtx)
+		// No context: one with a deadline or cancel costs the WebSocket
+		// library a timer hook per read. close and connect end reads by
+		// closing the connection.
+		_, r, err := d.conn.Reader(context.Background())
+		if err == nil {
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
 		if err != nil {
 			if !p.closing.Load() {
 				p.errs.Add("ws_closed")
-				p.log.Debug("websocket closed", "device", d.handle, "err", err)
+				p.log.Debug("websocket closed", "account", d.acct.handle, "device", d.id, "err", err)
 			}
 			return
 		}
 		now := time.Since(p.epoch)
-		var f api.Frame
-		if err := json.Unmarshal(data, &f); err != nil {
+		f, err := fr.decode(buf.Bytes())
+		if err != nil {
 			p.errs.Add("bad_frame")
 			continue
 		}
@@ -286,13 +509,21 @@ func (p *parleyRun) receive(d *device) {
 				p.errs.Add("bad_frame")
 				continue
 			}
-			p.onEnvelope(now, f.Envelope)
+			p.onEnvelope(now, d, f.Envelope)
 			acks <- f.Envelope.Seq
+		case api.FrameSent:
+			d.answer(f.ID, nil)
+		case api.FrameError:
+			e := &apiError{Code: "error_frame_without_error"}
+			if f.Error != nil {
+				e.Code, e.Message = f.Error.Code, f.Error.Message
+			}
+			d.answer(f.ID, e)
 		}
 	}
 }
 
-func (p *parleyRun) onEnvelope(now time.Duration, e *api.Envelope) {
+func (p *parleyRun) onEnvelope(now time.Duration, d *device, e *envelopeIn) {
 	h, err := parseHeader(e.Ciphertext)
 	id, idOK := parseMessageID(e.MessageID)
 	if err != nil || h.Run != p.run || !idOK {
@@ -304,13 +535,14 @@ func (p *parleyRun) onEnvelope(now time.Duration, e *api.Envelope) {
 	if p.windowOpen.Load() {
 		p.inWindow.Add(1)
 	}
-	p.track.delivered(id)
+	p.track.delivered(id, uint32(d.index))
 }
 
 func (p *parleyRun) acker(d *device, acks <-chan int64, done chan<- struct{}) {
 	defer close(done)
 	const maxBatch = 256
 	batch := make([]int64, 0, maxBatch)
+	var frame []byte
 	for seq := range acks {
 		batch = append(batch[:0], seq)
 	more:
@@ -325,9 +557,9 @@ func (p *parleyRun) acker(d *device, acks <-chan int64, done chan<- struct{}) {
 				break more
 			}
 		}
-		b, _ := json.Marshal(api.Frame{Type: api.FrameAck, Seqs: batch}) // cannot fail
+		frame = appendAckFrame(frame[:0], batch)
 		ctx, cancel := context.WithTimeout(p.receiveCtx, p.cfg.RequestTimeout)
-		err := d.conn.Write(ctx, websocket.MessageText, b)
+		err := d.conn.Write(ctx, websocket.MessageText, frame)
 		cancel()
 		if err != nil {
 			if !p.closing.Load() {
@@ -340,11 +572,75 @@ func (p *parleyRun) acker(d *device, acks <-chan int64, done chan<- struct{}) {
 	}
 }
 
-// sendLoop is sender j: until ctx ends it sends, one request at a time, a
-// message from account j mod n to a random other account.
+// sendWS writes a send frame (whose id is id) on d's WebSocket and waits,
+// at most timeout, for its answer, which the receive loop passes on
+// through answer. answer is the caller's channel of capacity 1, empty
+// when sendWS is called and when it returns.
+func (d *device) sendWS(frame []byte, id uint64, answer chan error, timeout time.Duration) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return errWSClosed
+	}
+	d.pending[id] = answer
+	d.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := d.conn.Write(ctx, websocket.MessageText, frame); err != nil {
+		d.forget(id, answer)
+		return fmt.Errorf("loadgen: writing a send frame: %w", err)
+	}
+	select {
+	case err := <-answer:
+		return err
+	case <-ctx.Done():
+		d.forget(id, answer)
+		return fmt.Errorf("loadgen: no answer to a send frame: %w", ctx.Err())
+	}
+}
+
+// forget drops the wait for answer id. An answer already taken from
+// pending is on its way to the channel: it is received, so the channel
+// is empty for the next send.
+func (d *device) forget(id uint64, answer chan error) {
+	d.mu.Lock()
+	_, waiting := d.pending[id]
+	delete(d.pending, id)
+	d.mu.Unlock()
+	if !waiting {
+		<-answer
+	}
+}
+
+// answer passes the answer to send frame id to its sender, if it still
+// waits.
+func (d *device) answer(id uint64, err error) {
+	d.mu.Lock()
+	ch, ok := d.pending[id]
+	delete(d.pending, id)
+	d.mu.Unlock()
+	if ok {
+		ch <- err // capacity 1, one answer per send
+	}
+}
+
+// failPending answers every waiting send with errWSClosed, and every
+// later one.
+func (d *device) failPending() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	for id, ch := range d.pending {
+		ch <- errWSClosed
+		delete(d.pending, id)
+	}
+}
+
+// sendLoop is sender j: until ctx ends it sends, one message at a time,
+// from device j mod n to a random other account: one envelope for each of
+// that account's devices and one for each other device of its own.
 func (p *parleyRun) sendLoop(ctx context.Context, j int, limiter *rate.Limiter) {
-	n := len(p.devices)
-	from := p.devices[j%n]
+	from := p.devices[j%len(p.devices)]
 	client := p.clients.get(from.index)
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	var seed [32]byte
@@ -354,43 +650,75 @@ func (p *parleyRun) sendLoop(ctx context.Context, j int, limiter *rate.Limiter) 
 	fill := rand.NewChaCha8(seed)
 	buf := make([]byte, p.cfg.Size)
 	url := pathURL(p.server(from.index), api.PathMessages)
+	overWS := p.cfg.SendOver == SendOverWS
+	answer := make(chan error, 1)
+	var (
+		own     []outEnvelope // the sender's other devices
+		ownIdx  []uint32
+		envs    []outEnvelope
+		targets []uint32 // device indexes, as envs
+		frame   []byte
+	)
+	for _, d := range from.acct.devices {
+		if d != from {
+			own = append(own, outEnvelope{from.acct.handle, d.id})
+			ownIdx = append(ownIdx, uint32(d.index))
+		}
+	}
+	m := len(p.accounts)
 	for seq := uint32(0); ctx.Err() == nil; seq++ {
 		if limiter != nil && limiter.Wait(ctx) != nil {
 			return
 		}
-		k := rng.IntN(n - 1) // any device but the sender's own (position j mod n)
-		if k >= j%n {
+		k := rng.IntN(m - 1) // any account but the sender's own
+		if k >= from.acct.pos {
 			k++
 		}
-		to := p.devices[k]
+		to := p.accounts[k]
+		envs, targets = envs[:0], targets[:0]
+		for _, d := range to.devices {
+			envs = append(envs, outEnvelope{to.handle, d.id})
+			targets = append(targets, uint32(d.index))
+		}
+		envs = append(envs, own...)
+		targets = append(targets, ownIdx...)
 		id, idHex := messageID(p.run, uint32(j), seq)
 		fillPayload(buf, payloadHeader{Run: p.run, SentNS: int64(time.Since(p.epoch)), Sender: uint32(j), Seq: seq}, fill)
-		req := api.SendRequest{
-			MessageID: idHex,
-			To:        to.handle,
-			Envelopes: []api.OutgoingEnvelope{{Handle: to.handle, DeviceID: to.id, Ciphertext: buf}},
-		}
 		p.attempts.Add(1)
-		// A request under way when the duration ends may finish: its
+		// A send under way when the duration ends may finish: its
 		// context is not the sending loop's.
-		rctx, cancel := context.WithTimeout(context.Background(), p.cfg.RequestTimeout)
-		var resp api.SendResponse
-		err := call(rctx, client, http.MethodPost, url, from.token, req, &resp)
-		cancel()
+		var err error
+		if overWS {
+			fid := from.nextID.Add(1)
+			frame = appendSendFrame(frame[:0], fid, idHex, to.handle, envs, buf)
+			err = from.sendWS(frame, fid, answer, p.cfg.RequestTimeout)
+		} else {
+			// A new body each time: the transport may still hold the last.
+			body := appendSendRequest(nil, idHex, to.handle, envs, buf)
+			rctx, cancel := context.WithTimeout(context.Background(), p.cfg.RequestTimeout)
+			err = call(rctx, client, http.MethodPost, url, from.token, rawJSON(body), nil)
+			cancel()
+		}
 		if err != nil {
 			p.errs.Add(errorCode(err))
+			if errors.Is(err, errWSClosed) {
+				return // counted as ws_closed by the receive loop
+			}
 			continue
 		}
 		p.acked.Add(1)
-		p.track.acked(id)
+		p.ackedEnvs.Add(int64(len(targets)))
+		for _, t := range targets {
+			p.track.acked(id, t)
+		}
 	}
 }
 
 // runPhase runs the senders for the configured duration, then waits up to
 // Drain for deliveries in flight.
 func (p *parleyRun) runPhase(ctx context.Context) (*Phase, error) {
-	if len(p.devices) < 2 {
-		return nil, fmt.Errorf("loadgen: only %d devices set up, need 2", len(p.devices))
+	if len(p.accounts) < 2 {
+		return nil, fmt.Errorf("loadgen: only %d accounts set up, need 2", len(p.accounts))
 	}
 	var limiter *rate.Limiter
 	if p.cfg.Rate > 0 {
@@ -438,6 +766,7 @@ wait:
 		Seconds:         secs,
 		Attempts:        p.attempts.Load(),
 		Acked:           p.acked.Load(),
+		AckedEnvelopes:  p.ackedEnvs.Load(),
 		AckedPerSec:     float64(p.acked.Load()) / secs,
 		Delivered:       p.inWindow.Load(),
 		DeliveredPerSec: float64(p.inWindow.Load()) / secs,
@@ -460,15 +789,15 @@ func (p *parleyRun) close() {
 	// normal closures; whatever is left after 10 s is cut.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	forEach(ctx, len(p.devices), 64, func(i int) {
-		if c := p.devices[i].conn; c != nil {
+	forEach(ctx, len(p.all), 64, func(i int) {
+		if c := p.all[i].conn; c != nil {
 			_ = c.Close(websocket.StatusNormalClosure, "load run over")
 		}
 	})
 	if p.stopReceive != nil {
 		p.stopReceive()
 	}
-	for _, d := range p.devices {
+	for _, d := range p.all {
 		if d.conn != nil {
 			d.conn.CloseNow()
 		}

@@ -214,7 +214,18 @@ func (t *threadSampler) loop(every time.Duration) {
 	var disk int64
 	waits := make(map[string]int64)
 	dir := fmt.Sprintf("/proc/%d/task", t.pid)
-	for {
+	// The threads' stat files stay open and are read again from offset 0
+	// (a /proc file regenerates its text on a read at 0): a sample is then
+	// one pread per thread instead of open, read and close. The list of
+	// threads is read again every 10 samples.
+	files := make(map[string]*os.File)
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	buf := make([]byte, 1024)
+	for n := 0; ; n++ {
 		select {
 		case <-t.stop:
 			if t.res.Samples > 0 {
@@ -226,23 +237,44 @@ func (t *threadSampler) loop(every time.Duration) {
 			return
 		case <-tick.C:
 		}
-		tids, err := os.ReadDir(dir)
-		if err != nil {
-			continue
-		}
-		t.res.Samples++
-		for _, tid := range tids {
-			b, err := os.ReadFile(dir + "/" + tid.Name() + "/stat")
+		if n%10 == 0 {
+			tids, err := os.ReadDir(dir)
 			if err != nil {
 				continue
 			}
+			live := make(map[string]bool, len(tids))
+			for _, tid := range tids {
+				live[tid.Name()] = true
+				if files[tid.Name()] == nil {
+					if f, err := os.Open(dir + "/" + tid.Name() + "/stat"); err == nil {
+						files[tid.Name()] = f
+					}
+				}
+			}
+			for name, f := range files {
+				if !live[name] {
+					f.Close()
+					delete(files, name)
+				}
+			}
+		}
+		if len(files) == 0 {
+			continue
+		}
+		t.res.Samples++
+		for name, f := range files {
+			m, err := f.ReadAt(buf, 0)
+			if m == 0 && err != nil {
+				continue // the thread ended
+			}
+			b := buf[:m]
 			i := bytes.LastIndexByte(b, ')')
 			if i < 0 || i+2 >= len(b) {
 				continue
 			}
 			if b[i+2] == 'D' {
 				disk++
-				if w, err := os.ReadFile(dir + "/" + tid.Name() + "/wchan"); err == nil && len(w) > 0 && string(w) != "0" {
+				if w, err := os.ReadFile(dir + "/" + name + "/wchan"); err == nil && len(w) > 0 && string(w) != "0" {
 					waits[string(w)]++
 				}
 			}

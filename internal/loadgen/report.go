@@ -19,13 +19,20 @@ func (r *Report) WriteText(w io.Writer) error {
 		r.Machine.CPUs, r.Machine.GoVersion, r.Machine.OS, r.Machine.Arch, 100*r.Machine.BusyBefore)
 	fmt.Fprintf(&b, "run: %d devices, %d senders, %gs, %d-byte payload, rate %s, %d source addresses\n",
 		r.Run.Devices, r.Run.Senders, r.Run.DurationS, r.Run.Size, rate, r.Run.SourceAddrs)
+	if r.Parley != nil {
+		over := "HTTP (POST /v1/messages)"
+		if r.Run.SendOver == SendOverWS {
+			over = "WebSocket (\"send\" frames)"
+		}
+		fmt.Fprintf(&b, "parleyd: %d devices per account, sends over %s\n", r.Run.DevicesPerAccount, over)
+	}
 	if f := r.Fsync; f != nil {
 		fmt.Fprintf(&b, "disk baseline: %.0f fsync'd 4 KiB appends/s in %s (p50 %.2f ms, p99 %.2f ms, max %.2f ms)\n",
 			f.PerSec, f.Dir, f.Latency.P50, f.Latency.P99, f.Latency.Max)
 	}
 	if s := r.Setup; s != nil {
-		fmt.Fprintf(&b, "setup: %d registered in %.2fs (%d rate-limited retries), %d connected in %.2fs\n",
-			s.Registered, s.RegisterSeconds, s.RateLimitedRetries, s.Connected, s.ConnectSeconds)
+		fmt.Fprintf(&b, "setup: %d devices registered or linked in %.2fs (%d rate-limited retries), %d connected in %.2fs, %d accounts complete\n",
+			s.Registered, s.RegisterSeconds, s.RateLimitedRetries, s.Connected, s.ConnectSeconds, s.Accounts)
 		if len(s.Errors) > 0 {
 			fmt.Fprintf(&b, "setup errors: %s\n", formatErrors(s.Errors))
 		}
@@ -58,12 +65,24 @@ func (r *Report) WriteText(w io.Writer) error {
 	row("seconds", func(p *Phase) string { return fmt.Sprintf("%.2f", p.Seconds) })
 	row("sends started", func(p *Phase) string { return fmt.Sprint(p.Attempts) })
 	row("sends acked/s", func(p *Phase) string { return fmt.Sprintf("%.0f", p.AckedPerSec) })
+	row("envelopes per send", func(p *Phase) string {
+		if p.AckedEnvelopes == 0 || p.Acked == 0 {
+			return "1"
+		}
+		return fmt.Sprintf("%.2f", float64(p.AckedEnvelopes)/float64(p.Acked))
+	})
 	row("deliveries/s", func(p *Phase) string { return fmt.Sprintf("%.0f", p.DeliveredPerSec) })
 	row("latency p50 ms", func(p *Phase) string { return fmt.Sprintf("%.2f", p.Latency.P50) })
 	row("latency p90 ms", func(p *Phase) string { return fmt.Sprintf("%.2f", p.Latency.P90) })
 	row("latency p99 ms", func(p *Phase) string { return fmt.Sprintf("%.2f", p.Latency.P99) })
 	row("latency max ms", func(p *Phase) string { return fmt.Sprintf("%.2f", p.Latency.Max) })
 	row("acked, total", func(p *Phase) string { return fmt.Sprint(p.Acked) })
+	row("envelopes due", func(p *Phase) string {
+		if p.AckedEnvelopes == 0 {
+			return fmt.Sprint(p.Acked)
+		}
+		return fmt.Sprint(p.AckedEnvelopes)
+	})
 	row("delivered, total", func(p *Phase) string { return fmt.Sprint(p.DeliveredTotal) })
 	row("acked not delivered", func(p *Phase) string {
 		if p.Check == nil {
@@ -103,6 +122,12 @@ func (r *Report) WriteText(w io.Writer) error {
 		return fmt.Sprintf("%.2f", p.CPU.ServerThreads.DiskWait)
 	})
 	row("tool CPU cores", func(p *Phase) string { return fmt.Sprintf("%.2f", p.CPU.Tool) })
+	row("tool CPU us/delivery", func(p *Phase) string {
+		if p.Delivered == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f", p.CPU.Tool*p.Seconds*1e6/float64(p.Delivered))
+	})
 	row("machine busy", func(p *Phase) string { return fmt.Sprintf("%.0f%%", 100*p.CPU.MachineBusy) })
 	row("other CPU cores", func(p *Phase) string { return fmt.Sprintf("%.2f", p.CPU.Other) })
 	row("machine iowait", func(p *Phase) string { return fmt.Sprintf("%.0f%%", 100*p.CPU.MachineIOWait) })

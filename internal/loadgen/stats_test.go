@@ -106,15 +106,24 @@ func TestErrors(t *testing.T) {
 func TestTracker(t *testing.T) {
 	tr := newTracker()
 	id := func(sender, seq uint32) msgID { i, _ := messageID(42, sender, seq); return i }
-	tr.acked(id(1, 1))
-	tr.delivered(id(1, 1))
-	tr.acked(id(1, 2)) // never delivered
-	tr.acked(id(2, 1))
-	tr.delivered(id(2, 1))
-	tr.delivered(id(2, 1)) // duplicate
-	tr.delivered(id(3, 1)) // delivered, never acked
+	tr.acked(id(1, 1), 7)
+	tr.delivered(id(1, 1), 7)
+	tr.acked(id(1, 2), 7) // never delivered
+	tr.acked(id(2, 1), 7)
+	tr.delivered(id(2, 1), 7)
+	tr.delivered(id(2, 1), 7) // duplicate
+	tr.delivered(id(3, 1), 7) // delivered, never acked
+	// One message, three envelopes: devices 4 and 5 got theirs, 6 did
+	// not; 5 got it twice; 8 got one it was not sent.
+	for _, dev := range []uint32{4, 5, 6} {
+		tr.acked(id(4, 1), dev)
+	}
+	tr.delivered(id(4, 1), 4)
+	tr.delivered(id(4, 1), 5)
+	tr.delivered(id(4, 1), 5)
+	tr.delivered(id(4, 1), 8)
 	got := tr.check()
-	want := Check{Missing: 1, Duplicates: 1, Unacknowledged: 1}
+	want := Check{Missing: 2, Duplicates: 2, Unacknowledged: 2}
 	if got != want {
 		t.Fatalf("check %+v, want %+v", got, want)
 	}

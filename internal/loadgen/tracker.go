@@ -2,17 +2,25 @@ package loadgen
 
 import "sync"
 
-// tracker remembers, per message id, whether the server acknowledged the
-// send and how many times it was delivered, so a run can report messages
-// acknowledged but never delivered, and duplicates. It is sharded to keep
-// lock contention out of the measurement.
+// tracker remembers, per envelope (message id and recipient device),
+// whether the server acknowledged the send and how many times the device
+// got it, so a run can report envelopes acknowledged but never delivered,
+// and duplicates. It is sharded to keep lock contention out of the
+// measurement.
 type tracker struct {
 	shards [64]trackerShard
 }
 
 type trackerShard struct {
 	mu sync.Mutex
-	m  map[msgID]trackState
+	m  map[trackKey]trackState
+}
+
+// trackKey is one envelope: a message and the index of the device it is
+// for.
+type trackKey struct {
+	id  msgID
+	dev uint32
 }
 
 type trackState struct {
@@ -26,44 +34,53 @@ type msgID [16]byte
 func newTracker() *tracker {
 	t := &tracker{}
 	for i := range t.shards {
-		t.shards[i].m = make(map[msgID]trackState)
+		t.shards[i].m = make(map[trackKey]trackState)
 	}
 	return t
 }
 
-func (t *tracker) shard(id msgID) *trackerShard {
-	// The sequence's low byte spreads one sender's messages over the shards.
-	return &t.shards[int(id[15]^id[7])%len(t.shards)]
+func (t *tracker) shard(k trackKey) *trackerShard {
+	// The sequence's low byte spreads one sender's messages over the
+	// shards, the device's one message's envelopes.
+	return &t.shards[int(k.id[15]^k.id[7]^byte(k.dev))%len(t.shards)]
 }
 
-func (t *tracker) acked(id msgID) {
-	s := t.shard(id)
+// acked records that the send of message id, with an envelope for device
+// dev, was acknowledged.
+func (t *tracker) acked(id msgID, dev uint32) {
+	k := trackKey{id, dev}
+	s := t.shard(k)
 	s.mu.Lock()
-	st := s.m[id]
+	st := s.m[k]
 	st.acked = true
-	s.m[id] = st
+	s.m[k] = st
 	s.mu.Unlock()
 }
 
-func (t *tracker) delivered(id msgID) {
-	s := t.shard(id)
+// delivered records that device dev received message id.
+func (t *tracker) delivered(id msgID, dev uint32) {
+	k := trackKey{id, dev}
+	s := t.shard(k)
 	s.mu.Lock()
-	st := s.m[id]
+	st := s.m[k]
 	st.delivered++
-	s.m[id] = st
+	s.m[k] = st
 	s.mu.Unlock()
 }
 
-// Check is the outcome of comparing acknowledged sends with deliveries.
+// Check is the outcome of comparing acknowledged sends with deliveries,
+// envelope by envelope: a message sent to an account of K devices by an
+// account of K devices is 2K-1 envelopes, each for one device.
 type Check struct {
-	// Missing counts sends the server acknowledged (HTTP 200) that no
-	// receiver got by the end of the drain period.
+	// Missing counts envelopes of sends the server acknowledged that their
+	// device did not get by the end of the drain period.
 	Missing int64 `json:"missing"`
-	// Duplicates counts deliveries beyond the first of one message.
+	// Duplicates counts deliveries beyond the first of one envelope.
 	Duplicates int64 `json:"duplicates"`
-	// Unacknowledged counts messages delivered whose send the sender never
-	// saw acknowledged (a request that timed out after the server
-	// committed it, for example). They are not errors of the server.
+	// Unacknowledged counts envelopes delivered whose send the sender
+	// never saw acknowledged (a request that timed out after the server
+	// committed it, for example), or that were for no device the send
+	// named. They are not errors of the server when the sends timed out.
 	Unacknowledged int64 `json:"delivered_unacknowledged"`
 }
 
