@@ -64,6 +64,8 @@ type Client struct {
 
 	authMu sync.Mutex // one token fetch at a time
 
+	sockets socketSends // sends over the delivery connection (wssend.go)
+
 	// testHook, if set, runs at named points of receiving (tests only).
 	testHook func(point string) error
 }

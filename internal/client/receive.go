@@ -156,13 +156,19 @@ func (c *Client) stream(ctx context.Context, fn func(Event), live bool, wait tim
 
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	c.sockets.attach(conn)
+	defer c.sockets.detach(conn)
 	frames := make(chan wsFrame, 16)
 	go func() {
+		defer c.sockets.detach(conn)
 		for {
 			var f api.Frame
 			_, data, err := conn.Read(cctx)
 			if err == nil {
 				err = json.Unmarshal(data, &f)
+			}
+			if err == nil && c.sockets.answer(&f) {
+				continue // the answer to a send (wssend.go)
 			}
 			select {
 			case frames <- wsFrame{f, err}:

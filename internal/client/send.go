@@ -281,8 +281,7 @@ func (c *Client) deliverOpt(ctx context.Context, id string, wait bool) error {
 			// no other device.
 			return c.finish(ctx, id, true)
 		}
-		var resp api.SendResponse
-		err = c.call(ctx, http.MethodPost, api.PathMessages, req, &resp, true)
+		err = c.postMessage(ctx, req)
 		if err == nil {
 			return c.finish(ctx, id, true)
 		}

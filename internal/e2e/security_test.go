@@ -68,6 +68,11 @@ func TestReplayedEnvelopeIsRejected(t *testing.T) {
 	requireTexts(t, "bob", bob.sync(""), "first", "second")
 
 	// Replay both, in reverse order, under fresh sequence numbers and ids.
+	// (The server is stopped while its database is edited: it keeps the
+	// ends of connected devices' queues in memory, as the only writer.)
+	db.Close()
+	srv.stop()
+	db = serverDB(t, srv)
 	for i := len(saved) - 1; i >= 0; i-- {
 		r := saved[i]
 		if _, err := db.Exec(`INSERT INTO envelopes (recipient, recipient_device, message_id, sender, sender_device, ciphertext, server_time) VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -75,6 +80,9 @@ func TestReplayedEnvelopeIsRejected(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	db.Close()
+	srv2 := startServer(t, srv.data)
+	alice.srv, bob.srv = srv2, srv2
 	out := bob.run("sync")
 	rejected := 0
 	for _, m := range parseLines(t, out) {

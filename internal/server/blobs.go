@@ -46,7 +46,7 @@ const (
 )
 
 // blobStatusOf pairs the blob endpoints' error codes with their HTTP
-// status (the other codes are in statusOf).
+// status (the other codes are in api.HTTPStatus).
 var blobStatusOf = map[string]int{
 	api.CodeQuotaExceeded:       http.StatusInsufficientStorage,
 	api.CodeOffsetMismatch:      http.StatusConflict,

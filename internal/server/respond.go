@@ -13,27 +13,6 @@ import (
 	"github.com/parleychat/parley/internal/api"
 )
 
-// statusOf pairs each error code with its HTTP status (see internal/api).
-var statusOf = map[string]int{
-	api.CodeBadRequest:       http.StatusBadRequest,
-	api.CodeInvalidHandle:    http.StatusBadRequest,
-	api.CodeBadSignature:     http.StatusBadRequest,
-	api.CodeUnauthorized:     http.StatusUnauthorized,
-	api.CodeChallengeExpired: http.StatusUnauthorized,
-	api.CodeForbidden:        http.StatusForbidden,
-	api.CodeNotFound:         http.StatusNotFound,
-	api.CodeHandleTaken:      http.StatusConflict,
-	api.CodeDeviceMismatch:   http.StatusConflict,
-	api.CodeStaleDeviceList:  http.StatusConflict,
-	api.CodeLinkUsed:         http.StatusConflict,
-	api.CodeLinkExpired:      http.StatusGone,
-	api.CodeTooLarge:         http.StatusRequestEntityTooLarge,
-	api.CodeRateLimited:      http.StatusTooManyRequests,
-	api.CodeQueueFull:        http.StatusInsufficientStorage,
-	api.CodeInternal:         http.StatusInternalServerError,
-	api.CodeUnavailable:      http.StatusServiceUnavailable,
-}
-
 // apiError is an error that becomes an api.ErrorResponse.
 type apiError struct {
 	e api.Error
@@ -67,7 +46,7 @@ func writeError(w http.ResponseWriter, code, message string) {
 
 // statusFor is the HTTP status paired with an error code.
 func statusFor(code string) int {
-	if st, ok := statusOf[code]; ok {
+	if st, ok := api.HTTPStatus(code); ok {
 		return st
 	}
 	return http.StatusInternalServerError

@@ -1,0 +1,96 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// sendsByRoute reads the server's /metrics and returns how many sends it
+// answered 200 over the WebSocket and how many by POST /v1/messages.
+func sendsByRoute(t *testing.T, url string) (ws, post int) {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "parley_http_request_duration_seconds_count{") || !strings.Contains(line, `status="200"`) {
+			continue
+		}
+		var n int
+		if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &n); err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		switch {
+		case strings.Contains(line, `route="WS send"`):
+			ws += n
+		case strings.Contains(line, `route="POST /v1/messages"`):
+			post += n
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return ws, post
+}
+
+// While Run holds the delivery connection, messages go out over it; with
+// no connection they go by POST, and both arrive once.
+func TestSendsUseTheDeliveryConnection(t *testing.T) {
+	srv := newServer(t)
+	ctx := testCtx(t)
+	alice := register(t, srv.URL, "alice")
+	bob := register(t, srv.URL, "bob")
+	if err := bob.AddContact(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	send(t, alice, "bob", "by post") // no connection: POST
+	ws0, post0 := sendsByRoute(t, srv.URL)
+	if ws0 != 0 || post0 != 1 {
+		t.Fatalf("before connecting: %d sends over the socket, %d by POST; want 0 and 1", ws0, post0)
+	}
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	connected := make(chan struct{}, 1)
+	runDone := make(chan error, 1)
+	go func() {
+		runDone <- alice.Run(runCtx, func(ev Event) {
+			if ev.Type == EventConnected {
+				select {
+				case connected <- struct{}{}:
+				default:
+				}
+			}
+		})
+	}()
+	select {
+	case <-connected:
+	case <-ctx.Done():
+		t.Fatal("alice did not connect")
+	}
+	const n = 5
+	for i := range n {
+		send(t, alice, "bob", fmt.Sprintf("over the socket %d", i))
+	}
+	ws, post := sendsByRoute(t, srv.URL)
+	// Alice's connection may also carry receipts; POSTs are only the first.
+	if ws < n || post != post0 {
+		t.Fatalf("while connected: %d sends over the socket, %d by POST; want at least %d and %d", ws, post, n, post0)
+	}
+	stop()
+	if err := <-runDone; err != context.Canceled {
+		t.Fatalf("Run: %v", err)
+	}
+
+	evs := syncAll(t, bob)
+	wantStrings(t, "bob's messages", texts(only(evs, EventMessage)),
+		"by post", "over the socket 0", "over the socket 1", "over the socket 2", "over the socket 3", "over the socket 4")
+}
