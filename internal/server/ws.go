@@ -133,10 +133,13 @@ func (s *Server) deliver(conn *websocket.Conn, dataNext func() bool, c caller) {
 	acks := make(chan []int64)
 	readErr := make(chan error, 1)
 	var wg sync.WaitGroup
-	wg.Go(func() { readErr <- s.readFrames(ctx, conn, dataNext, c, acks) })
+	// fw writes the server's frames (pings and the close frame go to conn
+	// directly), each bounded by WriteTimeout (wswriter.go).
+	fw := newFrameWriter(conn, s.cfg.WriteTimeout)
+	wg.Go(func() { readErr <- s.readFrames(ctx, conn, fw, dataNext, c, acks) })
 	stopPing, pingDone := s.keepalive(conn, cancel)
 
-	code, reason := s.deliveryLoop(ctx, conn, c, wakeups{mail, devs}, acks, readErr)
+	code, reason := s.deliveryLoop(ctx, fw, c, wakeups{mail, devs}, acks, readErr)
 	log.Debug("delivery connection ends", "code", code, "reason", reason)
 	stopPing()
 	if errors.Is(context.Cause(ctx), errPingFailed) {
@@ -146,6 +149,7 @@ func (s *Server) deliver(conn *websocket.Conn, dataNext func() bool, c caller) {
 	}
 	cancel(nil)
 	wg.Wait()
+	fw.stop()
 	pingDone()
 }
 
@@ -170,7 +174,7 @@ func (s *Server) pollDelay() time.Duration {
 // Config.PollInterval: a wake-up from another node can be lost (the bus
 // restarting, a node dying between its commit and its publish), and the
 // envelope must still arrive.
-func (s *Server) deliveryLoop(ctx context.Context, conn *websocket.Conn, c caller,
+func (s *Server) deliveryLoop(ctx context.Context, fw *frameWriter, c caller,
 	wake wakeups, acks <-chan []int64, readErr <-chan error) (websocket.StatusCode, string) {
 	var (
 		lastSent int64
@@ -207,7 +211,7 @@ func (s *Server) deliveryLoop(ctx context.Context, conn *websocket.Conn, c calle
 				return sent, err
 			}
 			for _, e := range envs {
-				if err := s.writeFrame(conn, deliveryFrame(e)); err != nil { // a notice or an envelope (realmtoken.go)
+				if err := fw.writeEnvelope(e); err != nil { // a notice or an envelope (deliveryFrame, realmtoken.go)
 					return sent, err
 				}
 				lastSent = e.Seq
@@ -223,7 +227,7 @@ func (s *Server) deliveryLoop(ctx context.Context, conn *websocket.Conn, c calle
 				caughtUp = true
 				if !drained {
 					drained = true
-					return sent, s.writeFrame(conn, api.Frame{Type: api.FrameDrained})
+					return sent, fw.writeFrame(api.Frame{Type: api.FrameDrained})
 				}
 				return sent, nil
 			}
@@ -271,7 +275,7 @@ func (s *Server) deliveryLoop(ctx context.Context, conn *websocket.Conn, c calle
 				continue
 			}
 			listVersion = l.Version
-			if err := s.writeFrame(conn, api.Frame{Type: FrameDeviceList, Handle: c.handle}); err != nil {
+			if err := fw.writeFrame(api.Frame{Type: FrameDeviceList, Handle: c.handle}); err != nil {
 				return s.endCode(ctx, err)
 			}
 		case err := <-readErr:
@@ -321,8 +325,8 @@ func (e *closeError) Error() string { return e.reason }
 // meets a close frame (which the WebSocket library answers inside Read),
 // so a client that acknowledges and then closes finds its acks applied
 // when it reconnects.
-func (s *Server) readFrames(ctx context.Context, conn *websocket.Conn, dataNext func() bool, c caller, acks chan<- []int64) error {
-	sends := s.newSender(ctx, conn, c)
+func (s *Server) readFrames(ctx context.Context, conn *websocket.Conn, fw *frameWriter, dataNext func() bool, c caller, acks chan<- []int64) error {
+	sends := s.newSender(ctx, fw, c)
 	defer sends.wait()
 	var pending []int64
 	for {
@@ -364,15 +368,23 @@ type clientFrame struct {
 }
 
 // decodeFrame decodes one client frame. Unknown frame types decode to
-// nothing, for later versions.
+// nothing, for later versions. The common forms of acks and sends take
+// a fast path (parseFrameFast, frames.go); the rest encoding/json.
 func decodeFrame(typ websocket.MessageType, data []byte) (clientFrame, error) {
 	if typ != websocket.MessageText {
 		return clientFrame{}, &closeError{websocket.StatusUnsupportedData, "frames are JSON text"}
 	}
-	var f api.Frame
-	if err := json.Unmarshal(data, &f); err != nil {
-		return clientFrame{}, &closeError{websocket.StatusPolicyViolation, "malformed frame"}
+	f, ok := parseFrameFast(data)
+	if !ok {
+		if err := json.Unmarshal(data, &f); err != nil {
+			return clientFrame{}, &closeError{websocket.StatusPolicyViolation, "malformed frame"}
+		}
 	}
+	return checkFrame(f)
+}
+
+// checkFrame is what decodeFrame makes of a decoded frame.
+func checkFrame(f api.Frame) (clientFrame, error) {
 	switch f.Type {
 	case api.FrameAck:
 		if len(f.Seqs) > maxAckSeqs {
@@ -438,16 +450,6 @@ func (s *Server) keepalive(conn *websocket.Conn, cancel context.CancelCauseFunc)
 		mu.Unlock()
 	}
 	return stop, pinging.Wait
-}
-
-func (s *Server) writeFrame(conn *websocket.Conn, f api.Frame) error {
-	b, err := json.Marshal(f)
-	if err != nil {
-		return err
-	}
-	wctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
-	defer cancel()
-	return conn.Write(wctx, websocket.MessageText, b)
 }
 
 func apiEnvelope(e store.Envelope) *api.Envelope {

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/parleychat/parley/internal/api"
 )
 
@@ -36,26 +34,41 @@ const wsRoute = "WS send"
 
 // wsSender runs one connection's sends.
 type wsSender struct {
-	s    *Server
-	ctx  context.Context
-	conn *websocket.Conn
-	c    caller
-	sem  chan struct{}
-	wg   sync.WaitGroup
+	s   *Server
+	ctx context.Context
+	fw  *frameWriter
+	c   caller
+	sem chan struct{}
+	wg  sync.WaitGroup
 }
 
-func (s *Server) newSender(ctx context.Context, conn *websocket.Conn, c caller) *wsSender {
-	return &wsSender{s: s, ctx: ctx, conn: conn, c: c, sem: make(chan struct{}, maxSendsInFlight)}
+func (s *Server) newSender(ctx context.Context, fw *frameWriter, c caller) *wsSender {
+	return &wsSender{s: s, ctx: ctx, fw: fw, c: c, sem: make(chan struct{}, maxSendsInFlight)}
 }
 
-// start stores f's message in a goroutine of its own and answers it; it
-// waits while maxSendsInFlight sends are under way.
+// start stores f's message and answers it on a worker of the server's
+// callPool (the store's calls run deep: see callpool.go), without waiting
+// for it; it waits while maxSendsInFlight sends are under way. (A
+// goroutine of its own per send, handing the store call to the pool,
+// cost a goroutine and a hand-off more per send.)
 func (w *wsSender) start(f *api.Frame) {
 	w.sem <- struct{}{}
-	w.wg.Go(func() {
+	w.wg.Add(1)
+	w.s.deep.goOn(func() {
+		defer w.wg.Done()
 		defer func() { <-w.sem }()
 		w.run(f)
 	})
+}
+
+// goOn runs f on a worker of p, a waiting one if there is one, and does
+// not wait for it.
+func (p *callPool) goOn(f func()) {
+	select {
+	case p.idle <- f:
+	default:
+		go p.work(f)
+	}
 }
 
 // wait returns once every send started has been answered (or its answer
@@ -75,7 +88,7 @@ func (w *wsSender) run(f *api.Frame) {
 	case s.closing.Load():
 		err = errorf(api.CodeUnavailable, "The server is shutting down; try again shortly.")
 	default:
-		resp, err = onOwnStack(s.deep, func() (*api.SendResponse, error) { return s.send(w.ctx, w.c, f.Send) })
+		resp, err = s.send(w.ctx, w.c, f.Send) // on a pool worker already (start)
 	}
 	answer := api.Frame{ID: f.ID}
 	if err == nil {
@@ -90,7 +103,7 @@ func (w *wsSender) run(f *api.Frame) {
 		status, code = statusFor(answer.Error.Code), answer.Error.Code
 	}
 	s.metrics.ObserveHTTP(wsRoute, status, code, time.Since(start))
-	if err := s.writeFrame(w.conn, answer); err != nil && w.ctx.Err() == nil {
+	if err := w.fw.writeFrame(answer); err != nil && w.ctx.Err() == nil {
 		s.log.Debug("answering a send", "handle", w.c.handle, "device", w.c.device, "err", err)
 	}
 }
