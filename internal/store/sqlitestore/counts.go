@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sync"
+
+	"github.com/parleychat/parley/internal/store"
 )
 
 // Queue counts in memory.
@@ -122,6 +124,43 @@ func (c *queueCounts) add(k deviceKey, d int) {
 		c.logLocked(k)
 		c.n[k] = n + d
 	}
+}
+
+// check returns nil if every device of ds is current and has room for
+// its envelopes within limit; else ErrNotFound or ErrQueueFull, for the
+// first device that fails. It takes the lock once for a whole message.
+func (c *queueCounts) check(ds []deviceCount, limit int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.checkLocked(ds, limit)
+}
+
+func (c *queueCounts) checkLocked(ds []deviceCount, limit int) error {
+	for _, d := range ds {
+		n, ok := c.n[d.deviceKey]
+		if !ok {
+			return fmt.Errorf("sqlitestore: recipient device %s/%d: %w", d.handle, d.id, store.ErrNotFound)
+		}
+		if n+d.n > limit {
+			return fmt.Errorf("sqlitestore: recipient device %s/%d: %w", d.handle, d.id, store.ErrQueueFull)
+		}
+	}
+	return nil
+}
+
+// addAll is check, then, if it passes, adds each device's envelopes to
+// its count.
+func (c *queueCounts) addAll(ds []deviceCount, limit int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.checkLocked(ds, limit); err != nil {
+		return err
+	}
+	for _, d := range ds {
+		c.logLocked(d.deviceKey)
+		c.n[d.deviceKey] += d.n
+	}
+	return nil
 }
 
 // mark returns the point to roll back to if the write about to run fails.
