@@ -7,17 +7,22 @@ import (
 	"github.com/parleychat/parley/internal/store"
 )
 
-// readCache keeps recent answers of the two reads every request makes:
+// readCache keeps answers of the two reads every request makes:
 // TokenDevice (every authenticated request) and DeviceList (twice per
-// send, for the recipient's and the sender's devices). On this pure-Go
-// SQLite each costs tens of microseconds of CPU, a fifth of a send's.
+// send, for the recipient's and the sender's devices, and once per
+// delivery connection). On this pure-Go SQLite each costs tens of
+// microseconds of CPU, a fifth of a send's.
 //
 // Every change this process makes invalidates the entries it touches
-// once it is committed, so the store's answers stay exact. A change made
-// by another process writing the same file (which parleyd does not do)
-// would be seen within cacheTTL. An entry is stored only if no
-// invalidation happened while it was read from the database (gen), so a
-// read that raced with a change cannot reinstate the old value.
+// once it is committed, so the store's answers stay exact. parleyd is the
+// database's only writer (the queue tails and counts assume it too, see
+// tail.go and counts.go; docs/OPERATIONS.md tells operators to stop it
+// before editing the file), so a device list stays cached until this
+// process changes it or it makes room for another (listEntries). A token
+// answers for tokenTTL at most, as well as until the token's own expiry.
+// An entry is stored only if no invalidation happened while it was read
+// from the database (gen), so a read that raced with a change cannot
+// reinstate the old value.
 type readCache struct {
 	mu     sync.Mutex
 	gen    uint64 // bumped by every invalidation
@@ -26,16 +31,18 @@ type readCache struct {
 	now    func() time.Time
 }
 
-// Bounds of the cache: how long an entry answers, and how many entries of
-// each kind it keeps (when full, an arbitrary one makes room).
+// Bounds of the cache: how many entries of each kind it keeps (when full,
+// an arbitrary one makes room), and how long a token answers. A device
+// list of a few devices takes about 1 KiB: listEntries bound the lists
+// near 64 MiB.
 const (
-	cacheTTL     = time.Second
-	cacheEntries = 4096
+	listEntries  = 1 << 16
+	tokenEntries = 4096
+	tokenTTL     = time.Second
 )
 
 type cachedList struct {
-	l       store.DeviceList
-	fetched time.Time
+	l store.DeviceList
 }
 
 type cachedToken struct {
@@ -54,8 +61,7 @@ func newReadCache() *readCache {
 func (c *readCache) list(h string) (store.DeviceList, bool, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.lists[h]
-	if ok && c.now().Sub(e.fetched) < cacheTTL {
+	if e, ok := c.lists[h]; ok {
 		return copyList(e.l), true, c.gen
 	}
 	return store.DeviceList{}, false, c.gen
@@ -68,13 +74,13 @@ func (c *readCache) putList(h string, l store.DeviceList, gen uint64) {
 	if gen != c.gen {
 		return
 	}
-	if _, ok := c.lists[h]; !ok && len(c.lists) >= cacheEntries {
+	if _, ok := c.lists[h]; !ok && len(c.lists) >= listEntries {
 		for k := range c.lists {
 			delete(c.lists, k)
 			break
 		}
 	}
-	c.lists[h] = cachedList{copyList(l), c.now()}
+	c.lists[h] = cachedList{copyList(l)}
 }
 
 // token returns the cached device of a live token hash.
@@ -83,7 +89,7 @@ func (c *readCache) token(hash []byte) (string, uint32, bool, uint64) {
 	defer c.mu.Unlock()
 	e, ok := c.tokens[string(hash)]
 	now := c.now()
-	if ok && now.Sub(e.fetched) < cacheTTL && now.Before(e.expires) {
+	if ok && now.Sub(e.fetched) < tokenTTL && now.Before(e.expires) {
 		return e.handle, e.device, true, c.gen
 	}
 	return "", 0, false, c.gen
@@ -96,7 +102,7 @@ func (c *readCache) putToken(hash []byte, h string, device uint32, expires time.
 	if gen != c.gen {
 		return
 	}
-	if _, ok := c.tokens[string(hash)]; !ok && len(c.tokens) >= cacheEntries {
+	if _, ok := c.tokens[string(hash)]; !ok && len(c.tokens) >= tokenEntries {
 		for k := range c.tokens {
 			delete(c.tokens, k)
 			break

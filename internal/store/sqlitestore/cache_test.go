@@ -11,8 +11,9 @@ import (
 )
 
 // TestReadCacheOutsideChange changes the database behind the store's back
-// (as another process writing the file would): the cached answers hold
-// for cacheTTL at most.
+// (as another process writing the file would, which parleyd rules out): a
+// cached token answers for tokenTTL at most; a cached device list until
+// the store itself changes it.
 func TestReadCacheOutsideChange(t *testing.T) {
 	ctx := testCtx(t)
 	db := openTest(t, filepath.Join(t.TempDir(), "parley.db"), Options{})
@@ -38,12 +39,25 @@ func TestReadCacheOutsideChange(t *testing.T) {
 	if l, _ := db.DeviceList(ctx, "bob"); len(l.Devices) != 2 {
 		t.Fatalf("within the TTL: %d devices, want the cached 2", len(l.Devices))
 	}
-	advance(cacheTTL)
-	if l, err := db.DeviceList(ctx, "bob"); err != nil || len(l.Devices) != 1 {
-		t.Fatalf("after the TTL: %d devices, %v; want 1", len(l.Devices), err)
-	}
+	advance(tokenTTL)
 	if _, _, err := db.TokenDevice(ctx, tok); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("TokenDevice of the removed device after the TTL: %v", err)
+	}
+	advance(time.Hour)
+	if l, _ := db.DeviceList(ctx, "bob"); len(l.Devices) != 2 {
+		t.Fatalf("an hour later: %d devices, want the cached 2 (only the store's own changes invalidate lists)", len(l.Devices))
+	}
+	// The store's own change of the list is seen at once.
+	cur, err := db.DeviceList(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := store.DeviceList{Signed: []byte("v2"), Version: cur.Version + 1, Devices: cur.Devices[:1]}
+	if _, err := db.ReplaceDeviceList(ctx, "bob", next); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := db.DeviceList(ctx, "bob"); err != nil || len(l.Devices) != 1 || l.Version != next.Version {
+		t.Fatalf("after ReplaceDeviceList: version %d, %d devices, %v", l.Version, len(l.Devices), err)
 	}
 }
 
