@@ -194,9 +194,16 @@ const (
 	seenSend
 )
 
-func (p *frameParser) frame(f *api.Frame) bool {
+// object reads {"key":value,...}: field reads the value of one key and
+// returns the key's bit, or 0 where the key is unknown or its value leaves
+// the subset. A key seen twice leaves it too (encoding/json would keep the
+// last), and so does an empty object unless empty is true.
+func (p *frameParser) object(empty bool, field func(key []byte) (bit int)) bool {
 	if !p.next('{') {
 		return false
+	}
+	if empty && p.next('}') {
+		return true
 	}
 	seen := 0
 	for {
@@ -204,44 +211,8 @@ func (p *frameParser) frame(f *api.Frame) bool {
 		if !ok || !p.next(':') {
 			return false
 		}
-		var bit int
-		switch string(key) {
-		case "type":
-			bit = seenType
-			v, ok := p.str()
-			if !ok {
-				return false
-			}
-			switch string(v) {
-			case api.FrameAck:
-				f.Type = api.FrameAck
-			case api.FrameSend:
-				f.Type = api.FrameSend
-			default:
-				return false
-			}
-		case "seqs":
-			bit = seenSeqs
-			if !p.seqs(f) {
-				return false
-			}
-		case "id":
-			bit = seenID
-			v, ok := p.uint(19) // < 10^19 fits a uint64
-			if !ok {
-				return false
-			}
-			f.ID = v
-		case "send":
-			bit = seenSend
-			f.Send = new(api.SendRequest)
-			if !p.send(f.Send) {
-				return false
-			}
-		default:
-			return false
-		}
-		if seen&bit != 0 {
+		bit := field(key)
+		if bit == 0 || seen&bit != 0 {
 			return false
 		}
 		seen |= bit
@@ -252,6 +223,46 @@ func (p *frameParser) frame(f *api.Frame) bool {
 			return false
 		}
 	}
+}
+
+func (p *frameParser) frame(f *api.Frame) bool {
+	return p.object(false, func(key []byte) int {
+		switch string(key) {
+		case "type":
+			v, ok := p.str()
+			if !ok {
+				return 0
+			}
+			switch string(v) {
+			case api.FrameAck:
+				f.Type = api.FrameAck
+			case api.FrameSend:
+				f.Type = api.FrameSend
+			default:
+				return 0
+			}
+			return seenType
+		case "seqs":
+			if !p.seqs(f) {
+				return 0
+			}
+			return seenSeqs
+		case "id":
+			v, ok := p.uint(19) // < 10^19 fits a uint64
+			if !ok {
+				return 0
+			}
+			f.ID = v
+			return seenID
+		case "send":
+			f.Send = new(api.SendRequest)
+			if !p.send(f.Send) {
+				return 0
+			}
+			return seenSend
+		}
+		return 0
+	})
 }
 
 func (p *frameParser) seqs(f *api.Frame) bool {
@@ -296,62 +307,38 @@ const (
 )
 
 func (p *frameParser) send(r *api.SendRequest) bool {
-	if !p.next('{') {
-		return false
-	}
-	if p.next('}') {
-		return true
-	}
-	seen := 0
 	p.spans = make([]ctSpan, 0, 4)
-	for {
-		key, ok := p.str()
-		if !ok || !p.next(':') {
-			return false
-		}
-		var bit int
+	return p.object(true, func(key []byte) int {
 		switch string(key) {
 		case "message_id":
-			bit = seenMessageID
 			v, ok := p.str()
 			if !ok {
-				return false
+				return 0
 			}
 			r.MessageID = string(v)
+			return seenMessageID
 		case "to":
-			bit = seenTo
 			v, ok := p.str()
 			if !ok {
-				return false
+				return 0
 			}
 			r.To = string(v)
+			return seenTo
 		case "envelopes":
-			bit = seenEnvelopes
 			if !p.envelopes(r) {
-				return false
+				return 0
 			}
+			return seenEnvelopes
 		case "expires_at":
-			bit = seenExpiresAt
 			v, ok := p.uint(18)
 			if !ok {
-				return false
+				return 0
 			}
 			r.ExpiresAt = int64(v)
-		default:
-			return false
+			return seenExpiresAt
 		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		if p.next('}') {
-			break
-		}
-		if !p.next(',') {
-			return false
-		}
-	}
-	return p.ciphertexts(r)
+		return 0
+	}) && p.ciphertexts(r)
 }
 
 func (p *frameParser) envelopes(r *api.SendRequest) bool {
@@ -384,56 +371,33 @@ const (
 )
 
 func (p *frameParser) envelope(r *api.SendRequest, k int) bool {
-	if !p.next('{') {
-		return false
-	}
-	if p.next('}') {
-		return true
-	}
 	e := &r.Envelopes[k]
-	seen := 0
-	for {
-		key, ok := p.str()
-		if !ok || !p.next(':') {
-			return false
-		}
-		var bit int
+	return p.object(true, func(key []byte) int {
 		switch string(key) {
 		case "handle":
-			bit = seenHandle
 			v, ok := p.str()
 			if !ok {
-				return false
+				return 0
 			}
 			e.Handle = internHandle(r, k, v)
+			return seenHandle
 		case "device_id":
-			bit = seenDeviceID
 			v, ok := p.uint(10)
 			if !ok || v > 1<<32-1 {
-				return false
+				return 0
 			}
 			e.DeviceID = uint32(v)
+			return seenDeviceID
 		case "ciphertext":
-			bit = seenCiphertext
 			from := p.i + 1
 			if _, ok := p.str(); !ok {
-				return false
+				return 0
 			}
 			p.spans = append(p.spans, ctSpan{env: k, from: from, to: p.i - 1})
-		default:
-			return false
+			return seenCiphertext
 		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		if p.next('}') {
-			return true
-		}
-		if !p.next(',') {
-			return false
-		}
-	}
+		return 0
+	})
 }
 
 // internHandle returns v as a string, the same string as an earlier
