@@ -11,11 +11,8 @@
 set -euo pipefail
 out=$1 bin=$2
 shift 2
-load=${PARLEY_LOAD:-/tmp/parley-load}
-[ -x "$load" ] || go build -o "$load" "$(dirname "$0")/../cmd/parley-load"
 . "$(dirname "$0")/load-lib.sh"
-wait_quiet
-ulimit -n 20000
+prepare # sets $load, waits for a quiet machine
 db=parley_perf_$$_$RANDOM
 psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $db"
 pids=()

@@ -1,5 +1,16 @@
 # Shared by the load-*.sh scripts (sourced).
 
+# prepare builds parley-load from this tree into $PARLEY_LOAD (default
+# /tmp/parley-load) unless it is there, sets $load to it, waits for a quiet
+# machine and raises the descriptor limit (10 000 devices need more than
+# 10 000 on each side).
+prepare() {
+  load=${PARLEY_LOAD:-/tmp/parley-load}
+  [ -x "$load" ] || (cd "$(dirname "${BASH_SOURCE[0]}")/.." && go build -o "$load" ./cmd/parley-load)
+  wait_quiet
+  ulimit -n 20000
+}
+
 # wait_quiet waits until the machine was at most 15 % busy over 3 s, for
 # two minutes at most.
 wait_quiet() {

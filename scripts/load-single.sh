@@ -13,11 +13,8 @@
 set -euo pipefail
 out=$1 bin=$2
 shift 2
-load=${PARLEY_LOAD:-/tmp/parley-load}
-[ -x "$load" ] || go build -o "$load" "$(dirname "$0")/../cmd/parley-load"
 . "$(dirname "$0")/load-lib.sh"
-wait_quiet
-ulimit -n 20000
+prepare # sets $load, waits for a quiet machine
 data=$(mktemp -d)
 # shellcheck disable=SC2086
 "$bin" --data "$data" --addr 127.0.0.1:18080 --log-level warn \
