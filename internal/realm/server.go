@@ -17,7 +17,6 @@ package realm
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -31,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parleychat/parley/internal/httpserve"
 	"github.com/parleychat/parley/internal/pinbackup"
 	"github.com/parleychat/parley/internal/ratelimit"
 )
@@ -230,22 +230,16 @@ func (s *Server) Run(ctx context.Context) error {
 	ln := s.ln
 	scheme := "http"
 	if s.cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+		tln, err := httpserve.TLS(ln, s.cfg.TLSCert, s.cfg.TLSKey)
 		if err != nil {
 			ln.Close()
 			s.closeDB()
-			return fmt.Errorf("realm: loading TLS certificate: %w", err)
+			return fmt.Errorf("realm: %w", err)
 		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
-			NextProtos: []string{"h2", "http/1.1"}})
+		ln = tln
 		scheme = "https"
 	}
-	hs := &http.Server{
-		Handler:           s.mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	hs := httpserve.NewServer(s.mux, s.log)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	s.log.Info("listening", "addr", s.ln.Addr().String(), "scheme", scheme, "realm_id", fmt.Sprintf("%x", s.id[:]),
@@ -262,10 +256,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.closing.Store(true)
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		s.log.Warn("in-flight requests did not finish in time; closing them", "err", err)
-		hs.Close()
-	}
+	httpserve.Shutdown(sctx, hs, s.log)
 	if err := s.closeDB(); err != nil && runErr == nil {
 		runErr = err
 	}

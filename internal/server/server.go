@@ -13,7 +13,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +29,7 @@ import (
 	"github.com/parleychat/parley/internal/blob"
 	"github.com/parleychat/parley/internal/config"
 	"github.com/parleychat/parley/internal/fanout"
+	"github.com/parleychat/parley/internal/httpserve"
 	"github.com/parleychat/parley/internal/metrics"
 	"github.com/parleychat/parley/internal/ratelimit"
 	"github.com/parleychat/parley/internal/store"
@@ -268,26 +268,17 @@ func (s *Server) Run(ctx context.Context) error {
 	ln := s.ln
 	scheme := "http"
 	if s.cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+		tln, err := httpserve.TLS(ln, s.cfg.TLSCert, s.cfg.TLSKey)
 		if err != nil {
 			ln.Close()
 			s.closeStore()
-			return fmt.Errorf("server: loading TLS certificate: %w", err)
+			return fmt.Errorf("server: %w", err)
 		}
-		ln = tls.NewListener(ln, &tls.Config{
-			Certificates: []tls.Certificate{cert},
-			MinVersion:   tls.VersionTLS12,
-			NextProtos:   []string{"h2", "http/1.1"},
-		})
+		ln = tln
 		scheme = "https"
 	}
 
-	hs := &http.Server{
-		Handler:           s.mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	hs := httpserve.NewServer(s.mux, s.log)
 	stopMetrics, err := s.serveMetrics()
 	if err != nil {
 		ln.Close()
@@ -336,10 +327,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		s.log.Warn("in-flight requests did not finish in time; closing them", "err", err)
-		hs.Close()
-	}
+	httpserve.Shutdown(sctx, hs, s.log)
 	wsDone := make(chan struct{})
 	go func() { s.wsWG.Wait(); close(wsDone) }()
 	select {
