@@ -24,6 +24,14 @@ const (
 	PathLinkComplete    = "/v1/links/{id}/complete"
 	PathLinkResult      = "/v1/links/{id}/result" // GET: new device fetches the sealed account (no auth, ?wait=30s)
 	HeaderAuthorization = "Authorization"         // "Bearer <token>"
+
+	// HeaderFeatures, on the answer to the WebSocket upgrade, lists what
+	// the connection offers beyond delivery, separated by commas:
+	// FeatureSend is sends over it (FrameSend). A client sends no frame
+	// the server did not list (an older server ignores unknown frames, and
+	// the send would wait for an answer that never comes).
+	HeaderFeatures = "Parley-Features"
+	FeatureSend    = "send"
 )
 
 // Error is the body of every non-2xx response: {"error": {...}}.

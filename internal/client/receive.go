@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -147,7 +148,7 @@ func (c *Client) stream(ctx context.Context, fn func(Event), live bool, wait tim
 		}
 		c.log.Info("queued messages wait for the next try", "err", err)
 	}
-	conn, err := c.dial(ctx)
+	conn, sends, err := c.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -156,8 +157,10 @@ func (c *Client) stream(ctx context.Context, fn func(Event), live bool, wait tim
 
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	c.sockets.attach(conn)
-	defer c.sockets.detach(conn)
+	if sends {
+		c.sockets.attach(conn)
+		defer c.sockets.detach(conn)
+	}
 	frames := make(chan wsFrame, 16)
 	go func() {
 		defer c.sockets.detach(conn)
@@ -320,25 +323,27 @@ func writeFrame(ctx context.Context, conn *websocket.Conn, f api.Frame) error {
 }
 
 // dial opens the delivery WebSocket with this device's token, signing in
-// again once if the server refuses the cached token.
-func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
+// again once if the server refuses the cached token. sends reports
+// whether the server takes sends over it (api.HeaderFeatures).
+func (c *Client) dial(ctx context.Context) (conn *websocket.Conn, sends bool, err error) {
 	base, err := c.baseURL()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	for fresh := false; ; fresh = true {
 		tok, err := c.token(ctx, fresh)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		dctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		conn, resp, err := websocket.Dial(dctx, base+api.PathWebSocket, &websocket.DialOptions{
+		var resp *http.Response
+		conn, resp, err = websocket.Dial(dctx, base+api.PathWebSocket, &websocket.DialOptions{
 			HTTPClient: c.http,
 			HTTPHeader: http.Header{api.HeaderAuthorization: []string{"Bearer " + tok}},
 		})
 		cancel()
 		if err == nil {
-			return conn, nil
+			return conn, hasFeature(resp.Header.Get(api.HeaderFeatures), api.FeatureSend), nil
 		}
 		if resp != nil && resp.StatusCode == http.StatusUnauthorized && !fresh {
 			continue
@@ -346,12 +351,22 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
 		if resp != nil && resp.StatusCode/100 != 1 && resp.StatusCode/100 != 2 {
 			ae := &APIError{Status: resp.StatusCode, Message: http.StatusText(resp.StatusCode)}
 			if resp.StatusCode == http.StatusUnauthorized {
-				return nil, fmt.Errorf("%w: %w", ErrDeviceRemoved, ae)
+				return nil, false, fmt.Errorf("%w: %w", ErrDeviceRemoved, ae)
 			}
-			return nil, fmt.Errorf("client: connecting: %w", ae)
+			return nil, false, fmt.Errorf("client: connecting: %w", ae)
 		}
-		return nil, fmt.Errorf("client: connecting: %w", err)
+		return nil, false, fmt.Errorf("client: connecting: %w", err)
 	}
+}
+
+// hasFeature reports whether the comma-separated list has feature.
+func hasFeature(list, feature string) bool {
+	for f := range strings.SplitSeq(list, ",") {
+		if strings.TrimSpace(f) == feature {
+			return true
+		}
+	}
+	return false
 }
 
 // dropError is an envelope that can never be read: it is acknowledged

@@ -94,3 +94,21 @@ func TestSendsUseTheDeliveryConnection(t *testing.T) {
 	wantStrings(t, "bob's messages", texts(only(evs, EventMessage)),
 		"by post", "over the socket 0", "over the socket 1", "over the socket 2", "over the socket 3", "over the socket 4")
 }
+
+func TestHasFeature(t *testing.T) {
+	for _, c := range []struct {
+		list string
+		want bool
+	}{
+		{"send", true},
+		{"calls, send", true},
+		{" send ,x", true},
+		{"", false},
+		{"sends", false},
+		{"x,resend", false},
+	} {
+		if got := hasFeature(c.list, "send"); got != c.want {
+			t.Errorf("hasFeature(%q, send) = %v, want %v", c.list, got, c.want)
+		}
+	}
+}

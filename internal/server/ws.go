@@ -90,6 +90,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sb := &smallBuffers{ResponseWriter: w}
+	w.Header().Set(api.HeaderFeatures, api.FeatureSend)
 	conn, err := websocket.Accept(sb, r, nil)
 	if err != nil {
 		s.wsWG.Done()

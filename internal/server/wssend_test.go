@@ -3,6 +3,8 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,6 +53,20 @@ func TestSendOverWebSocket(t *testing.T) {
 	a := ts.register("alice")
 	b := ts.register("bob")
 	ad, bd := a.devices[0], b.devices[0]
+
+	// The upgrade's answer says the connection takes sends.
+	dctx, dcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	c, resp, err := websocket.Dial(dctx, "ws"+strings.TrimPrefix(ts.url, "http")+api.PathWebSocket, &websocket.DialOptions{
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + ad.token}},
+	})
+	dcancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.Header.Get(api.HeaderFeatures); got != api.FeatureSend {
+		t.Fatalf("%s: %q, want %q", api.HeaderFeatures, got, api.FeatureSend)
+	}
+	c.Close(websocket.StatusNormalClosure, "")
 	aws, bws := ts.dialWS(ad), ts.dialWS(bd)
 	aws.readUntilDrained()
 	bws.readUntilDrained()
