@@ -5,8 +5,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"strings"
 	"testing"
+
+	"github.com/parleychat/parley/internal/api"
 )
 
 // sendsByRoute reads the server's /metrics and returns how many sends it
@@ -111,4 +116,54 @@ func TestHasFeature(t *testing.T) {
 			t.Errorf("hasFeature(%q, send) = %v, want %v", c.list, got, c.want)
 		}
 	}
+}
+
+// Through a proxy that hides Parley-Features (as an older server would
+// not send it), the client keeps sending by POST while connected.
+func TestNoSendsOverSocketWithoutTheFeature(t *testing.T) {
+	srv := newServer(t)
+	ctx := testCtx(t)
+	target, err := neturl.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ModifyResponse = func(r *http.Response) error {
+		r.Header.Del(api.HeaderFeatures)
+		return nil
+	}
+	proxy := httptest.NewServer(rp)
+	defer proxy.Close()
+
+	alice := register(t, proxy.URL, "alice")
+	bob := register(t, proxy.URL, "bob")
+	if err := bob.AddContact(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	connected := make(chan struct{}, 1)
+	runDone := make(chan error, 1)
+	go func() {
+		runDone <- alice.Run(runCtx, func(ev Event) {
+			if ev.Type == EventConnected {
+				select {
+				case connected <- struct{}{}:
+				default:
+				}
+			}
+		})
+	}()
+	select {
+	case <-connected:
+	case <-ctx.Done():
+		t.Fatal("alice did not connect")
+	}
+	send(t, alice, "bob", "by post while connected")
+	if ws, post := sendsByRoute(t, srv.URL); ws != 0 || post < 1 {
+		t.Fatalf("%d sends over the socket, %d by POST; want 0 and at least 1", ws, post)
+	}
+	stop()
+	<-runDone
+	wantStrings(t, "bob's messages", texts(only(syncAll(t, bob), EventMessage)), "by post while connected")
 }
