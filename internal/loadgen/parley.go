@@ -446,6 +446,13 @@ func (p *parleyRun) connect(ctx context.Context, d *device) error {
 		}
 		return fmt.Errorf("loadgen: connecting %s device %d: %w", d.acct.handle, d.id, err)
 	}
+	if p.cfg.SendOver == SendOverWS && !strings.Contains(resp.Header.Get(api.HeaderFeatures), api.FeatureSend) {
+		conn.CloseNow()
+		// No Parley-Features: send: an older parleyd. The code names the
+		// cause in the report's setup errors.
+		return &apiError{Status: resp.StatusCode, Code: "no_ws_send",
+			Message: "this parleyd takes no sends over the WebSocket; use --send-over http"}
+	}
 	// A frame holds the ciphertext in base64 plus a little JSON; error
 	// answers name at most every device of two accounts.
 	conn.SetReadLimit(int64(p.cfg.Size)*4/3 + 8192)
