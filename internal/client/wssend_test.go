@@ -46,6 +46,34 @@ func sendsByRoute(t *testing.T, url string) (ws, post int) {
 	return ws, post
 }
 
+// runConnected runs c.Run until stop, which returns Run's error; it
+// returns once c is connected.
+func runConnected(t *testing.T, ctx context.Context, c *Client) (stop func() error) {
+	t.Helper()
+	runCtx, cancel := context.WithCancel(ctx)
+	connected := make(chan struct{}, 1)
+	runDone := make(chan error, 1)
+	go func() {
+		runDone <- c.Run(runCtx, func(ev Event) {
+			if ev.Type == EventConnected {
+				select {
+				case connected <- struct{}{}:
+				default:
+				}
+			}
+		})
+	}()
+	stop = func() error { cancel(); return <-runDone }
+	select {
+	case <-connected:
+	case <-ctx.Done():
+		stop()
+		t.Fatal("the client did not connect")
+	}
+	t.Cleanup(func() { cancel() })
+	return stop
+}
+
 // While Run holds the delivery connection, messages go out over it; with
 // no connection they go by POST, and both arrive once.
 func TestSendsUseTheDeliveryConnection(t *testing.T) {
@@ -62,25 +90,7 @@ func TestSendsUseTheDeliveryConnection(t *testing.T) {
 		t.Fatalf("before connecting: %d sends over the socket, %d by POST; want 0 and 1", ws0, post0)
 	}
 
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	connected := make(chan struct{}, 1)
-	runDone := make(chan error, 1)
-	go func() {
-		runDone <- alice.Run(runCtx, func(ev Event) {
-			if ev.Type == EventConnected {
-				select {
-				case connected <- struct{}{}:
-				default:
-				}
-			}
-		})
-	}()
-	select {
-	case <-connected:
-	case <-ctx.Done():
-		t.Fatal("alice did not connect")
-	}
+	stop := runConnected(t, ctx, alice)
 	const n = 5
 	for i := range n {
 		send(t, alice, "bob", fmt.Sprintf("over the socket %d", i))
@@ -90,8 +100,7 @@ func TestSendsUseTheDeliveryConnection(t *testing.T) {
 	if ws < n || post != post0 {
 		t.Fatalf("while connected: %d sends over the socket, %d by POST; want at least %d and %d", ws, post, n, post0)
 	}
-	stop()
-	if err := <-runDone; err != context.Canceled {
+	if err := stop(); err != context.Canceled {
 		t.Fatalf("Run: %v", err)
 	}
 
@@ -140,30 +149,11 @@ func TestNoSendsOverSocketWithoutTheFeature(t *testing.T) {
 	if err := bob.AddContact(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	connected := make(chan struct{}, 1)
-	runDone := make(chan error, 1)
-	go func() {
-		runDone <- alice.Run(runCtx, func(ev Event) {
-			if ev.Type == EventConnected {
-				select {
-				case connected <- struct{}{}:
-				default:
-				}
-			}
-		})
-	}()
-	select {
-	case <-connected:
-	case <-ctx.Done():
-		t.Fatal("alice did not connect")
-	}
+	stop := runConnected(t, ctx, alice)
 	send(t, alice, "bob", "by post while connected")
 	if ws, post := sendsByRoute(t, srv.URL); ws != 0 || post < 1 {
 		t.Fatalf("%d sends over the socket, %d by POST; want 0 and at least 1", ws, post)
 	}
 	stop()
-	<-runDone
 	wantStrings(t, "bob's messages", texts(only(syncAll(t, bob), EventMessage)), "by post while connected")
 }
