@@ -74,10 +74,9 @@ func (s *frameScanner) scan(data []byte, f *frameIn, env *envelopeIn) bool {
 	ok := s.object(func(key []byte) bool {
 		switch {
 		case string(key) == "type":
-			if seen[0] {
+			if !first(&seen[0]) {
 				return false
 			}
-			seen[0] = true
 			v, ok := s.str()
 			switch string(v) { // the known types without an allocation
 			case api.FrameEnvelope:
@@ -91,18 +90,16 @@ func (s *frameScanner) scan(data []byte, f *frameIn, env *envelopeIn) bool {
 			}
 			return ok
 		case string(key) == "id":
-			if seen[1] {
+			if !first(&seen[1]) {
 				return false
 			}
-			seen[1] = true
 			n, ok := s.uint()
 			f.ID = n
 			return ok
 		case string(key) == "envelope":
-			if seen[2] {
+			if !first(&seen[2]) {
 				return false
 			}
-			seen[2] = true
 			f.Envelope = env
 			return s.envelope(env)
 		case foldsTo(key, "type", "id", "envelope", "error"):
@@ -122,26 +119,23 @@ func (s *frameScanner) envelope(env *envelopeIn) bool {
 	return s.object(func(key []byte) bool {
 		switch {
 		case string(key) == "seq":
-			if seen[0] {
+			if !first(&seen[0]) {
 				return false
 			}
-			seen[0] = true
 			n, ok := s.int()
 			env.Seq = n
 			return ok
 		case string(key) == "message_id":
-			if seen[1] {
+			if !first(&seen[1]) {
 				return false
 			}
-			seen[1] = true
 			v, ok := s.str()
 			env.MessageID = string(v)
 			return ok
 		case string(key) == "ciphertext":
-			if seen[2] {
+			if !first(&seen[2]) {
 				return false
 			}
-			seen[2] = true
 			v, ok := s.str()
 			if !ok {
 				return false
@@ -444,4 +438,14 @@ func appendString(b []byte, s string) []byte {
 		}
 	}
 	return append(b, '"')
+}
+
+// first marks *seen and reports whether it was unmarked: a key given twice
+// leaves the fast path (encoding/json would keep the last value).
+func first(seen *bool) bool {
+	if *seen {
+		return false
+	}
+	*seen = true
+	return true
 }
