@@ -61,25 +61,18 @@ var blobStatusOf = map[string]int{
 // failures by route rather than path (a blob's path holds its id, which is
 // the capability to download it).
 func (s *Server) blobFail(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		status, ok := blobStatusOf[ae.e.Code]
-		if !ok {
-			writeAPIError(w, ae)
-			return
+	ae, internal := s.publicError(err)
+	if internal {
+		if r.Context().Err() != nil {
+			return // the client has gone
 		}
+		s.log.Error("blob request failed", "method", r.Method, "route", r.Pattern, "err", err)
+	}
+	if status, ok := blobStatusOf[ae.e.Code]; ok {
 		writeJSONStatus(w, status, api.ErrorResponse{Error: ae.e})
 		return
 	}
-	if s.closing.Load() {
-		writeError(w, api.CodeUnavailable, "The server is shutting down; try again shortly.")
-		return
-	}
-	if r.Context().Err() != nil {
-		return // the client has gone
-	}
-	s.log.Error("blob request failed", "method", r.Method, "route", r.Pattern, "err", err)
-	writeError(w, api.CodeInternal, "The server failed to handle the request.")
+	writeAPIError(w, ae)
 }
 
 // blobError turns a blob store error into an API error; others pass.
@@ -96,7 +89,7 @@ func blobError(err error) error {
 	case errors.Is(err, blob.ErrTooLong):
 		return errorf(api.CodeTooLarge, "The data goes beyond the blob's declared size; the bytes up to it were kept.")
 	case errors.Is(err, blob.ErrClosed):
-		return errorf(api.CodeUnavailable, "The server is shutting down; try again shortly.")
+		return errShuttingDown
 	}
 	return err
 }

@@ -30,16 +30,21 @@ func newCallPool() *callPool { return &callPool{idle: make(chan func())} }
 // run runs f on a worker and waits for it.
 func (p *callPool) run(f func()) {
 	done := make(chan struct{})
-	job := func() {
+	p.goOn(func() {
 		defer close(done)
 		f()
-	}
-	select {
-	case p.idle <- job:
-	default:
-		go p.work(job)
-	}
+	})
 	<-done
+}
+
+// goOn runs f on a worker, a waiting one if there is one, and does not
+// wait for it.
+func (p *callPool) goOn(f func()) {
+	select {
+	case p.idle <- f:
+	default:
+		go p.work(f)
+	}
 }
 
 func (p *callPool) work(job func()) {

@@ -63,23 +63,37 @@ func writeAPIError(w http.ResponseWriter, e *apiError) {
 	writeJSONStatus(w, status, api.ErrorResponse{Error: e.e})
 }
 
+// The errors every route may answer besides its own.
+var (
+	errShuttingDown = errorf(api.CodeUnavailable, "The server is shutting down; try again shortly.")
+	errInternal     = errorf(api.CodeInternal, "The server failed to handle the request.")
+)
+
+// publicError is what a client is told of err: an *apiError as itself,
+// errShuttingDown while the server shuts down, else errInternal, and then
+// internal is true: the caller logs err (unless its client has gone).
+func (s *Server) publicError(err error) (e *apiError, internal bool) {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae, false
+	case s.closing.Load():
+		return errShuttingDown, false
+	}
+	return errInternal, true
+}
+
 // fail writes err: an *apiError as itself, anything else as 500 (logged),
 // or 503 when the server is shutting down.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		writeAPIError(w, ae)
-		return
+	ae, internal := s.publicError(err)
+	if internal {
+		if r.Context().Err() != nil {
+			return // the client has gone
+		}
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	if s.closing.Load() {
-		writeError(w, api.CodeUnavailable, "The server is shutting down; try again shortly.")
-		return
-	}
-	if r.Context().Err() != nil {
-		return // the client has gone
-	}
-	s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	writeError(w, api.CodeInternal, "The server failed to handle the request.")
+	writeAPIError(w, ae)
 }
 
 // decode reads one JSON value of the request body into v: at most
@@ -168,7 +182,7 @@ func (s *Server) common(h http.HandlerFunc) http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		sw := &statusWriter{ResponseWriter: w}
 		if s.closing.Load() {
-			writeError(sw, api.CodeUnavailable, "The server is shutting down; try again shortly.")
+			writeAPIError(sw, errShuttingDown)
 		} else {
 			h(sw, r)
 		}

@@ -86,7 +86,7 @@ func (s *Server) beginWS() bool {
 func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r)
 	if !s.beginWS() {
-		writeError(w, api.CodeUnavailable, "The server is shutting down; try again shortly.")
+		writeAPIError(w, errShuttingDown)
 		return
 	}
 	sb := &smallBuffers{ResponseWriter: w}
@@ -317,7 +317,7 @@ func (e *closeError) Error() string { return e.reason }
 
 // readFrames reads client frames until the connection ends: acks are
 // applied to the store, then passed to the delivery loop; sends are handed
-// to sendFrames. When another data frame has already arrived behind an ack
+// to the connection's wsSender (wssend.go). When another data frame has already arrived behind an ack
 // (dataNext), its acks join it in one store.Ack:
 // a client that acknowledges each envelope in a frame of its own
 // (internal/client does, after committing each message locally) costs the

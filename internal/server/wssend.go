@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -61,16 +60,6 @@ func (w *wsSender) start(f *api.Frame) {
 	})
 }
 
-// goOn runs f on a worker of p, a waiting one if there is one, and does
-// not wait for it.
-func (p *callPool) goOn(f func()) {
-	select {
-	case p.idle <- f:
-	default:
-		go p.work(f)
-	}
-}
-
 // wait returns once every send started has been answered (or its answer
 // failed to be written).
 func (w *wsSender) wait() { w.wg.Wait() }
@@ -86,7 +75,7 @@ func (w *wsSender) run(f *api.Frame) {
 	case f.Send == nil:
 		err = errorf(api.CodeBadRequest, "A send frame needs a send: the body of POST %s.", api.PathMessages)
 	case s.closing.Load():
-		err = errorf(api.CodeUnavailable, "The server is shutting down; try again shortly.")
+		err = errShuttingDown
 	default:
 		resp, err = s.send(w.ctx, w.c, f.Send) // on a pool worker already (start)
 	}
@@ -111,15 +100,9 @@ func (w *wsSender) run(f *api.Frame) {
 // apiError is what the client is told of err, as Server.fail would say it
 // over HTTP.
 func (w *wsSender) apiError(err error) api.Error {
-	var ae *apiError
-	switch {
-	case errors.As(err, &ae):
-		return ae.e
-	case w.s.closing.Load():
-		return api.Error{Code: api.CodeUnavailable, Message: "The server is shutting down; try again shortly."}
-	}
-	if w.ctx.Err() == nil {
+	ae, internal := w.s.publicError(err)
+	if internal && w.ctx.Err() == nil {
 		w.s.log.Error("send over WebSocket failed", "handle", w.c.handle, "device", w.c.device, "err", err)
 	}
-	return api.Error{Code: api.CodeInternal, Message: "The server failed to handle the request."}
+	return ae.e
 }
