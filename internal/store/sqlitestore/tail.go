@@ -215,10 +215,6 @@ func (q *queueChanges) reset() {
 	}
 }
 
-func (q *queueChanges) empty() bool {
-	return q == nil || len(q.added) == 0 && len(q.removed) == 0 && len(q.dropped) == 0
-}
-
 // apply applies committed changes, in commit order.
 func (c *tailCache) apply(qs ...*queueChanges) {
 	c.mu.Lock()
