@@ -19,9 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/parleychat/parley/internal/client"
+	"github.com/parleychat/parley/internal/pgtest"
 )
 
 // The scale-out proofs of issue 3: several parleyd processes on one
@@ -30,14 +29,6 @@ import (
 // exactly once. Clients reach the nodes through a TCP load balancer (lb),
 // as in a deployment: when a node dies, its connections break and the
 // clients reconnect through the balancer to a live node.
-
-// pgAdminURL is the PostgreSQL the machine runs (PARLEY_TEST_PG overrides).
-func pgAdminURL() string {
-	if u := os.Getenv("PARLEY_TEST_PG"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-}
 
 func natsURL() string {
 	if u := os.Getenv("PARLEY_TEST_NATS"); u != "" {
@@ -50,41 +41,6 @@ func randomName() string {
 	var b [6]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// freshDatabase creates a database for this test and drops it afterwards;
-// it returns the URL parleyd connects to.
-func freshDatabase(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin, err := pgx.Connect(ctx, pgAdminURL())
-	if err != nil {
-		t.Fatalf("connecting to PostgreSQL at %s: %v", pgAdminURL(), err)
-	}
-	defer admin.Close(context.Background())
-	name := "parley_test_" + randomName()
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("creating the test database: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		admin, err := pgx.Connect(ctx, pgAdminURL())
-		if err != nil {
-			t.Errorf("dropping %s: %v", name, err)
-			return
-		}
-		defer admin.Close(context.Background())
-		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("dropping %s: %v", name, err)
-		}
-	})
-	cfg, err := pgx.ParseConfig(pgAdminURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
 }
 
 // lb is a TCP load balancer: each new connection goes to the first of the
@@ -383,7 +339,7 @@ func (s *stream) check(t *testing.T, to *app) (acked, ackedAtOnce int) {
 // in the middle of both streams; bob and carol reconnect through the
 // balancer to node 2; every acknowledged message arrives exactly once.
 func TestCluster(t *testing.T) {
-	dsn := freshDatabase(t)
+	dsn := pgtest.Database(t)
 	prefix := "parleytest." + randomName()
 	var nodes []*server
 	for range 3 {

@@ -7,15 +7,17 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/parleychat/parley/internal/pgtest"
 )
 
 // benchDB is a database of its own with alice (device 1) and bob (devices
 // 1, 2, 3), and no queue limit to reach. PARLEY_BENCH_POOL sets the pool
 // size (default: Open's).
 func benchDB(b *testing.B) *DB {
-	dsn := newDatabase(b)
+	dsn := pgtest.Database(b)
 	if n := benchPool(); n != "" {
-		dsn = withParams(b, dsn, "pool_max_conns", n)
+		dsn = pgtest.WithParams(b, dsn, "pool_max_conns", n)
 	}
 	db := openTest(b, dsn, Options{MaxQueue: math.MaxInt32})
 	mustAccount(b, db, "alice", 1)

@@ -2,12 +2,9 @@ package pgstore
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -16,117 +13,23 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/parleychat/parley/internal/pgtest"
 	"github.com/parleychat/parley/internal/store"
 	"github.com/parleychat/parley/internal/store/storetest"
 )
 
-// The tests run against a real PostgreSQL: PARLEY_TEST_POSTGRES names a
-// database any test may create databases from (the default is the one on
-// the development and CI machines). Every top-level test creates its own
-// database parley_test_<random> and drops it when it ends; they are not
-// skipped when PostgreSQL is missing, they fail.
-const defaultAdminDSN = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+// The tests run against a real PostgreSQL (internal/pgtest): every
+// top-level test creates its own database and drops it when it ends; they
+// are not skipped when PostgreSQL is missing, they fail.
 
 // testMaxQueue is the queue limit of the conformance suite's stores
 // (TestQueueLimitDefault checks the real one).
 const testMaxQueue = 50
 
-func adminDSN() string {
-	if s := os.Getenv("PARLEY_TEST_POSTGRES"); s != "" {
-		return s
-	}
-	return defaultAdminDSN
-}
-
 func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return fmt.Sprintf("%x", b)
-}
-
-// newDatabase creates an empty database for the test, dropped (with any
-// session still in it) when the test ends, and returns its DSN.
-func newDatabase(t testing.TB) string {
-	t.Helper()
-	ctx := testCtx(t)
-	admin, err := pgx.Connect(ctx, adminDSN())
-	if err != nil {
-		t.Fatalf("pgstore tests need PostgreSQL at %s (set PARLEY_TEST_POSTGRES to another): %v", redact(adminDSN()), err)
-	}
-	defer admin.Close(ctx)
-	name := "parley_test_" + randomHex(8)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("CREATE DATABASE %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		admin, err := pgx.Connect(ctx, adminDSN())
-		if err != nil {
-			t.Errorf("dropping %s: %v", name, err)
-			return
-		}
-		defer admin.Close(ctx)
-		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("DROP DATABASE %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(adminDSN())
-	if err != nil {
-		t.Fatalf("PARLEY_TEST_POSTGRES must be a postgres:// URL: %v", err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
-
-// redact drops the password from a URL DSN for messages.
-func redact(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "(unparsable DSN)"
-	}
-	return u.Redacted()
-}
-
-// withParams returns dsn with query parameters added.
-func withParams(t testing.TB, dsn string, kv ...string) string {
-	t.Helper()
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	for i := 0; i+1 < len(kv); i += 2 {
-		q.Set(kv[i], kv[i+1])
-	}
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// newSchema creates an empty schema in the database at dsn and returns a
-// DSN whose sessions use it: a fresh store costs a CREATE SCHEMA and the
-// migrations (milliseconds) instead of a CREATE DATABASE.
-func newSchema(t testing.TB, dsn string) string {
-	t.Helper()
-	ctx := testCtx(t)
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	name := "s_" + randomHex(8)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
-		t.Fatal(err)
-	}
-	// Four connections a store is plenty for the tests, and keeps several
-	// test binaries within max_connections.
-	return withParams(t, dsn, "search_path", name, "pool_max_conns", "4")
 }
 
 func openTest(t testing.TB, dsn string, o Options) *DB {
@@ -142,9 +45,9 @@ func openTest(t testing.TB, dsn string, o Options) *DB {
 // TestConformance runs the store's conformance suite: one database for
 // the run, a new schema for every store the suite opens.
 func TestConformance(t *testing.T) {
-	dsn := newDatabase(t)
+	dsn := pgtest.Database(t)
 	storetest.RunOptions(t, func(t *testing.T) store.Store {
-		return openTest(t, newSchema(t, dsn), Options{MaxQueue: testMaxQueue})
+		return openTest(t, pgtest.Schema(t, dsn), Options{MaxQueue: testMaxQueue})
 	}, storetest.Options{MaxQueue: testMaxQueue})
 }
 
@@ -181,7 +84,7 @@ func oneMessage(sender, id, recipient string, devices ...uint32) []store.Envelop
 // refuses the next.
 func TestQueueLimitDefault(t *testing.T) {
 	ctx := testCtx(t)
-	db := openTest(t, newDatabase(t), Options{})
+	db := openTest(t, pgtest.Database(t), Options{})
 	mustAccount(t, db, "alice", 1)
 	mustAccount(t, db, "bob", 1)
 	err := db.tx(ctx, func(tx pgx.Tx) error {
@@ -213,7 +116,7 @@ func TestQueueLimitDefault(t *testing.T) {
 // batch holds.
 func TestExpireBatches(t *testing.T) {
 	ctx := testCtx(t)
-	db := openTest(t, newDatabase(t), Options{MaxQueue: 10 * expireBatch})
+	db := openTest(t, pgtest.Database(t), Options{MaxQueue: 10 * expireBatch})
 	mustAccount(t, db, "alice", 1)
 	mustAccount(t, db, "bob", 1)
 	const n = 2*expireBatch + 17
@@ -250,7 +153,7 @@ func TestExpireBatches(t *testing.T) {
 // keeps the data, and that a database from a newer program is refused.
 func TestReopenMigrations(t *testing.T) {
 	ctx := testCtx(t)
-	dsn := newDatabase(t)
+	dsn := pgtest.Database(t)
 	ms, err := migrations()
 	if err != nil {
 		t.Fatal(err)
@@ -309,7 +212,7 @@ func TestMigrationFilesNumbered(t *testing.T) {
 // all open, and every migration is applied once.
 func TestConcurrentMigration(t *testing.T) {
 	ctx := testCtx(t)
-	dsn := newDatabase(t)
+	dsn := pgtest.Database(t)
 	ms, err := migrations()
 	if err != nil {
 		t.Fatal(err)
@@ -362,7 +265,7 @@ func TestConcurrentMigration(t *testing.T) {
 // the reader has already seen.
 func TestEnqueueOrderUnderConcurrency(t *testing.T) {
 	ctx := testCtx(t)
-	dsn := withParams(t, newDatabase(t), "pool_max_conns", "16")
+	dsn := pgtest.WithParams(t, pgtest.Database(t), "pool_max_conns", "16")
 	db := openTest(t, dsn, Options{MaxQueue: 1 << 20})
 	const senders, each = 16, 60
 	mustAccount(t, db, "bob", 1, 2)
@@ -460,7 +363,7 @@ func TestEnqueueOrderUnderConcurrency(t *testing.T) {
 // removal, that each device's queue counter equals its rows.
 func TestQueueCounterAgrees(t *testing.T) {
 	ctx := testCtx(t)
-	db := openTest(t, newSchema(t, newDatabase(t)), Options{})
+	db := openTest(t, pgtest.Schema(t, pgtest.Database(t)), Options{})
 	mustAccount(t, db, "alice", 1)
 	mustAccount(t, db, "bob", 1, 2, 3)
 	for i := range 20 {
@@ -498,7 +401,7 @@ func TestQueueCounterAgrees(t *testing.T) {
 // has it); a crash of PostgreSQL is its own WAL recovery's job.
 func TestDurableSettings(t *testing.T) {
 	ctx := testCtx(t)
-	db := openTest(t, newDatabase(t), Options{})
+	db := openTest(t, pgtest.Database(t), Options{})
 	var syncCommit, fsync string
 	if err := db.pool.QueryRow(ctx, `SELECT current_setting('synchronous_commit'), current_setting('fsync')`).
 		Scan(&syncCommit, &fsync); err != nil {
@@ -511,7 +414,7 @@ func TestDurableSettings(t *testing.T) {
 
 func TestOpenErrors(t *testing.T) {
 	ctx := testCtx(t)
-	if _, err := OpenOptions(ctx, adminDSN(), nil, Options{MaxQueue: -1}); err == nil {
+	if _, err := OpenOptions(ctx, pgtest.AdminDSN(), nil, Options{MaxQueue: -1}); err == nil {
 		t.Error("Open with a negative MaxQueue: no error")
 	}
 	// A DSN that does not parse: the message must not quote it (it may
@@ -530,7 +433,7 @@ func TestOpenErrors(t *testing.T) {
 		t.Error("Open of an unreachable server: no error")
 	}
 	// A search_path naming no schema.
-	dsn := withParams(t, newDatabase(t), "search_path", "no_such_schema")
+	dsn := pgtest.WithParams(t, pgtest.Database(t), "search_path", "no_such_schema")
 	if db, err := Open(ctx, dsn, nil); err == nil {
 		db.Close()
 		t.Error("Open with a search_path of no schema: no error")
