@@ -14,18 +14,11 @@
 //
 //   - diskstore: files on local disk plus a JSON sidecar per blob (the
 //     default; one node).
-//   - An S3-compatible backend slots in beside it (not written yet): Create
-//     starts a multipart upload and records the metadata in a small table
-//     of the shared database (PostgreSQL, next to the store.Store tables),
-//     since object storage cannot answer Usage or Expired; Append streams
-//     each appended range as one or more parts of at least 5 MiB (buffering
-//     a short tail in the metadata table or a staging object until the next
-//     Append or Finish, because S3 parts other than the last must be at
-//     least 5 MiB) and keeps the running SHA-256 state in the metadata row
-//     (crypto/sha256 state is marshalable) so Finish needs no re-read;
-//     Finish completes the multipart upload; Open is a ranged GetObject;
-//     Delete and expiry are DeleteObject plus the row, with a bucket
-//     lifecycle rule as a backstop for aborted multipart uploads.
+//   - s3store: the bytes in an S3-compatible bucket, one object per
+//     appended segment, and the metadata (owner, sizes, running SHA-256
+//     state, recipients, expiry, an append's lease) in a table of the
+//     PostgreSQL database a cluster shares, since object storage cannot
+//     answer Usage or Expired, nor refuse a second append (a cluster).
 //
 // Methods take a context for backends that do I/O over a network; the
 // disk backend checks it between buffers.

@@ -35,3 +35,40 @@ func TestBlobSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestBlobS3Settings(t *testing.T) {
+	if d := Defaults(); d.BlobS3 != "" || d.BlobS3Region != "us-east-1" {
+		t.Fatalf("defaults: blob_s3 %q region %q", d.BlobS3, d.BlobS3Region)
+	}
+	c, err := Load([]string{"--db", "postgres://db/parley", "--blob-s3", "https://s3.eu-west-1.amazonaws.com/parley-files",
+		"--blob-s3-region", "eu-west-1"},
+		env(map[string]string{"PARLEY_BLOB_S3_KEY_ID": "AKIA1", "PARLEY_BLOB_S3_SECRET_FILE": "/etc/parley/s3-secret"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BlobS3 != "https://s3.eu-west-1.amazonaws.com/parley-files" || c.BlobS3Region != "eu-west-1" ||
+		c.BlobS3KeyID != "AKIA1" || c.BlobS3Secret != "/etc/parley/s3-secret" {
+		t.Fatalf("settings not applied: %+v", c)
+	}
+	endpoint, bucket, err := SplitBlobS3("http://127.0.0.1:7070/b-1")
+	if err != nil || endpoint != "http://127.0.0.1:7070" || bucket != "b-1" {
+		t.Fatalf("SplitBlobS3: %q %q %v", endpoint, bucket, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--blob-s3", "https://s3.example/b"}, "set db"},
+		{[]string{"--db", "postgres://db/p", "--blob-s3", "https://s3.example"}, "one bucket"},
+		{[]string{"--db", "postgres://db/p", "--blob-s3", "https://s3.example/a/b"}, "one bucket"},
+		{[]string{"--db", "postgres://db/p", "--blob-s3", "s3://b"}, "https://"},
+		{[]string{"--db", "postgres://db/p", "--blob-s3", "https:///b"}, "no host"},
+		{[]string{"--db", "postgres://db/p", "--blob-s3", "https://k:s@s3.example/b"}, "credentials"},
+		{[]string{"--db", "postgres://db/p", "--blob-s3", "https://s3.example/b?x=1"}, "query"},
+	} {
+		_, err := Load(tc.args, env(nil), io.Discard)
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error saying %q", tc.args, err, tc.want)
+		}
+	}
+}

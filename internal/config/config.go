@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -59,6 +60,10 @@ type Config struct {
 	MaxUnacked       int   `json:"max_unacked" flag:"max-unacked" usage:"envelopes sent ahead on a WebSocket without an ack"`
 
 	BlobDir        string        `json:"blob_dir" flag:"blob-dir" usage:"folder of the encrypted file blobs, created with mode 0700 (empty: <data_dir>/blobs)"`
+	BlobS3         string        `json:"blob_s3" flag:"blob-s3" usage:"S3-compatible bucket for the encrypted file blobs of a cluster, as https://host[:port]/bucket (path-style); needs db=postgres://, which holds their metadata (empty: blob_dir)"`
+	BlobS3Region   string        `json:"blob_s3_region" flag:"blob-s3-region" usage:"region of blob_s3, for request signing"`
+	BlobS3KeyID    string        `json:"blob_s3_key_id" flag:"blob-s3-key-id" usage:"access key id for blob_s3 (empty: $AWS_ACCESS_KEY_ID)"`
+	BlobS3Secret   string        `json:"blob_s3_secret_file" flag:"blob-s3-secret-file" usage:"file holding the secret access key for blob_s3 (empty: $AWS_SECRET_ACCESS_KEY)"`
 	MaxBlobBytes   int64         `json:"max_blob_bytes" flag:"max-blob-bytes" usage:"largest blob (one encrypted file) an upload may declare"`
 	BlobQuotaBytes int64         `json:"blob_quota_bytes" flag:"blob-quota-bytes" usage:"bytes of blobs, uploading or stored, one account may hold"`
 	BlobTTL        time.Duration `json:"blob_ttl" flag:"blob-ttl" usage:"how long a finished blob is kept at most (it goes sooner once every recipient device fetched it)"`
@@ -103,6 +108,7 @@ func Defaults() Config {
 		Addr:             "127.0.0.1:8080",
 		DataDir:          "./parley-data",
 		NATSPrefix:       "parley",
+		BlobS3Region:     "us-east-1",
 		LogLevel:         "info",
 		LogFormat:        "text",
 		TokenTTL:         24 * time.Hour,
@@ -405,6 +411,14 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	if c.BlobS3 != "" {
+		if c.DB == "" {
+			return bad("blob_s3 keeps the blobs' metadata in PostgreSQL: set db to a postgres:// URL too")
+		}
+		if _, _, err := SplitBlobS3(c.BlobS3); err != nil {
+			return bad("%v", err)
+		}
+	}
 	if !validSubjectPrefix(c.NATSPrefix) {
 		return bad("nats_prefix %q must be dot-separated tokens of A-Z, a-z, 0-9, _ and -", c.NATSPrefix)
 	}
@@ -551,4 +565,27 @@ func (c Config) Logger(w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// SplitBlobS3 splits a blob_s3 value, https://host[:port]/bucket, into the
+// service's endpoint and the bucket.
+func SplitBlobS3(v string) (endpoint, bucket string, err error) {
+	u, err := url.Parse(v)
+	if err != nil {
+		return "", "", fmt.Errorf("blob_s3 %q is not a URL: %v", v, err)
+	}
+	bucket = strings.TrimPrefix(u.Path, "/")
+	switch {
+	case u.Scheme != "https" && u.Scheme != "http":
+		return "", "", fmt.Errorf("blob_s3 %q must be an https:// (or http://) URL", v)
+	case u.Host == "":
+		return "", "", fmt.Errorf("blob_s3 %q has no host", v)
+	case u.User != nil:
+		return "", "", fmt.Errorf("blob_s3 %q carries credentials: use blob_s3_key_id and blob_s3_secret_file", v)
+	case bucket == "" || strings.Contains(bucket, "/"):
+		return "", "", fmt.Errorf("blob_s3 %q must name one bucket as its path: https://host/bucket", v)
+	case u.RawQuery != "" || u.Fragment != "":
+		return "", "", fmt.Errorf("blob_s3 %q must not have a query or fragment", v)
+	}
+	return u.Scheme + "://" + u.Host, bucket, nil
 }

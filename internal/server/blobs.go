@@ -8,33 +8,89 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/parleychat/parley/internal/api"
 	"github.com/parleychat/parley/internal/blob"
 	"github.com/parleychat/parley/internal/blob/diskstore"
+	"github.com/parleychat/parley/internal/blob/s3store"
 	"github.com/parleychat/parley/internal/config"
+	"github.com/parleychat/parley/internal/s3"
+	"github.com/parleychat/parley/internal/store"
 )
 
 // BlobDir is the blob store's folder inside Config.DataDir, unless
 // Config.BlobDir names another.
 const BlobDir = "blobs"
 
-// openBlobStore opens the default blob store: a diskstore in the
-// configured folder.
-func openBlobStore(cfg config.Config, logger *slog.Logger) (blob.Store, error) {
+// openBlobStore opens the blob store the configuration names: with
+// blob_s3, an s3store over that bucket and the PostgreSQL database of st
+// (a cluster); else a diskstore in blob_dir.
+func openBlobStore(cfg config.Config, st store.Store, logger *slog.Logger) (blob.Store, error) {
+	logger = logger.With("component", "blobs")
+	if cfg.BlobS3 != "" {
+		return openS3Blobs(cfg, st, logger)
+	}
 	dir := cfg.BlobDir
 	if dir == "" {
 		dir = filepath.Join(cfg.DataDir, BlobDir)
 	}
-	bs, err := diskstore.Open(dir, logger.With("component", "blobs"))
+	bs, err := diskstore.Open(dir, logger)
 	if err != nil {
 		return nil, fmt.Errorf("server: opening the blob store: %w", err)
 	}
+	if cfg.NATS != "" {
+		logger.Warn("blobs are on this node's disk while nats joins it to other nodes: a file uploaded " +
+			"through one node cannot be downloaded through another; set blob_s3")
+	}
 	return bs, nil
+}
+
+// s3ObjectPrefix is where s3store keeps its objects in the bucket.
+const s3ObjectPrefix = "blobs/"
+
+func openS3Blobs(cfg config.Config, st store.Store, logger *slog.Logger) (blob.Store, error) {
+	db, ok := st.(interface{ Pool() *pgxpool.Pool })
+	if !ok {
+		return nil, errors.New("server: blob_s3 needs the PostgreSQL store (db = postgres://...) for the blobs' metadata")
+	}
+	endpoint, bucket, err := config.SplitBlobS3(cfg.BlobS3)
+	if err != nil {
+		return nil, err
+	}
+	s3cfg := s3.Config{Endpoint: endpoint, Bucket: bucket, Region: cfg.BlobS3Region,
+		AccessKey: cfg.BlobS3KeyID, SecretKey: os.Getenv("AWS_SECRET_ACCESS_KEY")}
+	if s3cfg.AccessKey == "" {
+		s3cfg.AccessKey = os.Getenv("AWS_ACCESS_KEY_ID")
+	}
+	if cfg.BlobS3Secret != "" {
+		b, err := os.ReadFile(cfg.BlobS3Secret)
+		if err != nil {
+			return nil, fmt.Errorf("server: reading blob_s3_secret_file: %w", err)
+		}
+		s3cfg.SecretKey = strings.TrimSpace(string(b))
+	}
+	if s3cfg.AccessKey == "" || s3cfg.SecretKey == "" {
+		return nil, errors.New("server: blob_s3 needs credentials: blob_s3_key_id and blob_s3_secret_file, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	}
+	client, err := s3.New(s3cfg, nil)
+	if err != nil {
+		return nil, fmt.Errorf("server: blob_s3: %w", err)
+	}
+	// Find out now, not at the first upload, whether the bucket answers.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := client.EnsureBucket(ctx); err != nil {
+		return nil, fmt.Errorf("server: blob_s3 %s: %w", cfg.BlobS3, err)
+	}
+	logger.Info("blobs in S3", "endpoint", endpoint, "bucket", bucket)
+	return s3store.Open(db.Pool(), client, logger, s3store.Options{Prefix: s3ObjectPrefix}), nil
 }
 
 // Limits of the blob endpoints.

@@ -160,7 +160,7 @@ func NewWithOptions(cfg config.Config, o Options) (*Server, error) {
 		return nil, err
 	}
 	if o.Blobs == nil {
-		bs, err := openBlobStore(cfg, o.Logger)
+		bs, err := openBlobStore(cfg, o.Store, o.Logger)
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,181 @@
+package s3store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/parleychat/parley/internal/blob"
+	"github.com/parleychat/parley/internal/blob/blobtest"
+	"github.com/parleychat/parley/internal/pgtest"
+	"github.com/parleychat/parley/internal/s3"
+	"github.com/parleychat/parley/internal/s3/s3test"
+	"github.com/parleychat/parley/internal/store/pgstore"
+)
+
+// The store runs against a real PostgreSQL (a fresh schema per test, with
+// pgstore's migrations) and a real S3-compatible server (Versity Gateway,
+// started by s3test), as in a cluster.
+
+func testCtx(t testing.TB) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+// storage is one test's database schema and bucket.
+type storage struct {
+	pool    *pgxpool.Pool
+	objects *s3.Client
+	cfg     s3.Config
+}
+
+func newStorage(t *testing.T, dsn string, cfg s3.Config) storage {
+	t.Helper()
+	db, err := pgstore.Open(testCtx(t), pgtest.Schema(t, dsn), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	c, err := s3.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return storage{pool: db.Pool(), objects: c, cfg: cfg}
+}
+
+// opts gives each test its own key prefix in the shared bucket, and small
+// segments, so that the suite's blobs span several objects.
+func opts(t *testing.T) Options {
+	return Options{Prefix: "t-" + blob.NewID()[:12] + "/", SegmentSize: 64 << 10}
+}
+
+func TestConformance(t *testing.T) {
+	dsn := pgtest.Database(t)
+	cfg := s3test.Start(t)
+	blobtest.Run(t, func(t *testing.T) blobtest.Opener {
+		st := newStorage(t, dsn, cfg)
+		o := opts(t)
+		return func() (blob.Store, error) { return Open(st.pool, st.objects, nil, o), nil }
+	})
+}
+
+// TestTwoNodes: two stores over one database and bucket, as two parleyd
+// nodes are: an upload begun on one resumes on the other, is busy on both
+// while an append runs, and is read, claimed and deleted from either.
+func TestTwoNodes(t *testing.T) {
+	dsn := pgtest.Database(t)
+	st := newStorage(t, dsn, s3test.Start(t))
+	o := opts(t)
+	a := Open(st.pool, st.objects, nil, o)
+	b := Open(st.pool, st.objects, nil, o)
+	t.Cleanup(func() { a.Close(); b.Close() })
+	ctx := testCtx(t)
+
+	data := bytes.Repeat([]byte("parley "), 50_000) // 350 000 bytes, six segments
+	sum := sha256.Sum256(data)
+	owner := blob.Device{Handle: "alice", ID: 1}
+	bob := blob.Device{Handle: "bob", ID: 2}
+	now := time.Now().Truncate(time.Millisecond)
+	m := blob.Meta{ID: blob.NewID(), Owner: owner, Size: int64(len(data)), Created: now, Expires: now.Add(time.Hour)}
+	if err := a.Create(ctx, m, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	// The quota is the account's on both nodes.
+	if err := b.Create(ctx, blob.Meta{ID: blob.NewID(), Owner: owner, Size: 1 << 30, Created: now, Expires: now.Add(time.Hour)}, 1<<30); !errors.Is(err, blob.ErrQuota) {
+		t.Fatalf("create over quota on the other node: %v", err)
+	}
+
+	// An append on a holds the blob; b refuses another append and a finish.
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Append(ctx, m.ID, 0, pr)
+		done <- err
+	}()
+	if _, err := pw.Write(data[:100_000]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Append(ctx, m.ID, 0, bytes.NewReader(data)); !errors.Is(err, blob.ErrBusy) {
+		t.Fatalf("append on the other node during an append: %v", err)
+	}
+	if _, err := b.Finish(ctx, m.ID, blob.Finish{SHA256: sum[:]}); !errors.Is(err, blob.ErrBusy) {
+		t.Fatalf("finish on the other node during an append: %v", err)
+	}
+	pw.CloseWithError(errors.New("connection reset"))
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "connection reset") {
+		t.Fatalf("interrupted append: %v", err)
+	}
+
+	// b sees what a kept, and the upload resumes there.
+	info, err := b.Info(ctx, m.ID)
+	if err != nil || info.Offset != 100_000 {
+		t.Fatalf("info on the other node: %+v, %v", info, err)
+	}
+	if n, err := b.Append(ctx, m.ID, 100_000, bytes.NewReader(data[100_000:])); err != nil || n != int64(len(data)) {
+		t.Fatalf("resumed append: %d, %v", n, err)
+	}
+	if _, err := b.Finish(ctx, m.ID, blob.Finish{SHA256: sum[:], Recipients: []blob.Device{bob}, Expires: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	rc, _, err := a.Open(ctx, m.ID, 12_345)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data[12_345:]) {
+		t.Fatalf("read on the first node: %d bytes, %v", len(got), err)
+	}
+	if deleted, err := a.Claim(ctx, m.ID, bob); err != nil || !deleted {
+		t.Fatalf("claim: %v, %v", deleted, err)
+	}
+	// Its objects went with it.
+	if _, err := st.objects.Get(ctx, a.key(m.ID, 0), 0); !errors.Is(err, s3.ErrNotFound) {
+		t.Fatalf("first segment after the last claim: %v", err)
+	}
+}
+
+// TestLeaseOfADeadNode: a node that dies mid-append leaves its lease
+// behind; the blob is busy until the lease runs out, then resumes
+// elsewhere from what was stored.
+func TestLeaseOfADeadNode(t *testing.T) {
+	dsn := pgtest.Database(t)
+	st := newStorage(t, dsn, s3test.Start(t))
+	o := opts(t)
+	o.Lease = 2 * time.Second
+	live := Open(st.pool, st.objects, nil, o)
+	t.Cleanup(func() { live.Close() })
+	ctx := testCtx(t)
+	now := time.Now()
+	m := blob.Meta{ID: blob.NewID(), Owner: blob.Device{Handle: "alice", ID: 1}, Size: 10, Created: now, Expires: now.Add(time.Hour)}
+	if err := live.Create(ctx, m, 100); err != nil {
+		t.Fatal(err)
+	}
+	// What a node that died holding the lease leaves in the row.
+	if _, err := st.pool.Exec(ctx, `UPDATE blobs SET busy_until = now() + interval '2 seconds', busy_token = 'dead' WHERE id = $1`, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := live.Append(ctx, m.ID, 0, bytes.NewReader([]byte("0123456789"))); !errors.Is(err, blob.ErrBusy) {
+		t.Fatalf("append while a dead node's lease holds: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := live.Append(ctx, m.ID, 0, bytes.NewReader([]byte("0123456789")))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, blob.ErrBusy) || time.Now().After(deadline) {
+			t.Fatalf("append after the lease ran out: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -1,0 +1,29 @@
+-- 0004: the metadata of encrypted file blobs for internal/blob/s3store,
+-- which keeps their bytes in an S3-compatible bucket. A cluster shares
+-- this table, so any node can resume an upload, serve a download, count a
+-- quota or expire a blob that another node created. The bytes live in the
+-- bucket as segments, one object per append (or per 8 MiB of one),
+-- named <id>/<start offset as 16 hex digits>; ends lists the end offset of
+-- each segment in order. SQLite deployments keep blobs in diskstore and
+-- never use this table.
+
+CREATE TABLE blobs (
+	id            text PRIMARY KEY,
+	owner_handle  text NOT NULL,
+	owner_device  bigint NOT NULL,
+	size          bigint NOT NULL,
+	created_ms    bigint NOT NULL,
+	expires_ms    bigint NOT NULL,
+	lifetime_ns   bigint NOT NULL,
+	received      bigint NOT NULL DEFAULT 0,  -- bytes stored (the next append's offset)
+	ends          bigint[] NOT NULL DEFAULT '{}',
+	hash_state    bytea,                      -- SHA-256 state after received bytes
+	complete      boolean NOT NULL DEFAULT false,
+	sha256        bytea,
+	pending       jsonb NOT NULL DEFAULT '[]', -- recipients yet to claim, sorted
+	claimed       jsonb NOT NULL DEFAULT '[]',
+	busy_until    timestamptz NOT NULL DEFAULT '-infinity', -- an append's lease
+	busy_token    text NOT NULL DEFAULT ''
+);
+CREATE INDEX blobs_owner ON blobs (owner_handle);
+CREATE INDEX blobs_expires ON blobs (expires_ms);
