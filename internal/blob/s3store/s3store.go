@@ -393,10 +393,18 @@ func (s *Store) putSegment(id string, l *lease, h hash.Hash, start int64, b []by
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	key := s.key(id, start)
-	if err := s.obj.Put(ctx, key, b); err != nil {
+	// Hash the segment while it travels (the other core is otherwise idle
+	// while Put signs and sends it).
+	hashed := make(chan struct{})
+	go func() {
+		h.Write(b)
+		close(hashed)
+	}()
+	err := s.obj.Put(ctx, key, b)
+	<-hashed
+	if err != nil {
 		return fmt.Errorf("s3store: writing %d bytes of blob %s: %w", len(b), id, err)
 	}
-	h.Write(b)
 	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
 		return err

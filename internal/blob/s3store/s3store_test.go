@@ -38,7 +38,7 @@ type storage struct {
 	cfg     s3.Config
 }
 
-func newStorage(t *testing.T, dsn string, cfg s3.Config) storage {
+func newStorage(t testing.TB, dsn string, cfg s3.Config) storage {
 	t.Helper()
 	db, err := pgstore.Open(testCtx(t), pgtest.Schema(t, dsn), slog.New(slog.DiscardHandler))
 	if err != nil {
