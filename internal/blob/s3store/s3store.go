@@ -6,7 +6,10 @@
 // (diskstore) cannot do.
 //
 // A blob's bytes are segments, one object per append, or per SegmentSize
-// bytes of a long one, named <prefix><id>/<start offset as 16 hex digits>.
+// bytes of a long one, named <prefix><id>/<start offset as 16 hex
+// digits>.<8 characters of the append's lease token>: the token keeps an
+// append that lost its lease from overwriting, or deleting, the object of
+// the append that took over at the same offset.
 // An object is written whole and acknowledged by the service before the
 // row records it, so what the row says was received is durable; S3 has no
 // append, and multipart uploads would need parts of at least 5 MiB, which
@@ -122,19 +125,31 @@ func (s *Store) Close() error {
 	return nil
 }
 
-func (s *Store) key(id string, start int64) string {
-	return fmt.Sprintf("%s%s/%016x", s.opt.Prefix, id, start)
+// segment is one object of a blob: bytes [start, end) under key.
+type segment struct {
+	start, end int64
+	key        string
 }
 
-// segments returns the [start, end) of each segment from the ends column.
-func segments(ends []int64) [][2]int64 {
-	out := make([][2]int64, len(ends))
+// segments pairs the ends and objects columns.
+func (s *Store) segments(x row) []segment {
+	out := make([]segment, 0, len(x.ends))
 	var start int64
-	for i, e := range ends {
-		out[i] = [2]int64{start, e}
+	for i, e := range x.ends {
+		if i < len(x.objects) {
+			out = append(out, segment{start: start, end: e, key: s.opt.Prefix + x.objects[i]})
+		}
 		start = e
 	}
 	return out
+}
+
+func (s *Store) keys(objects []string) []string {
+	ks := make([]string, len(objects))
+	for i, o := range objects {
+		ks[i] = s.opt.Prefix + o
+	}
+	return ks
 }
 
 func (s *Store) Create(ctx context.Context, m blob.Meta, quota int64) error {
@@ -176,15 +191,16 @@ func (s *Store) Create(ctx context.Context, m blob.Meta, quota int64) error {
 type row struct {
 	info     blob.Info
 	ends     []int64
-	hash     []byte // hash_state
-	busy     bool   // an append holds the lease now
-	pending  []byte // JSON
+	objects  []string // names of the segments' objects, under Options.Prefix
+	hash     []byte   // hash_state
+	busy     bool     // an append holds the lease now
+	pending  []byte   // JSON
 	claimed  []byte
 	received int64
 }
 
 const rowColumns = `id, owner_handle, owner_device, size, created_ms, expires_ms, lifetime_ns,
-	received, ends, hash_state, complete, sha256, pending, claimed, busy_until > now()`
+	received, ends, objects, hash_state, complete, sha256, pending, claimed, busy_until > now()`
 
 func scanRow(r pgx.Row) (row, error) {
 	var (
@@ -193,7 +209,7 @@ func scanRow(r pgx.Row) (row, error) {
 		created, expires, lifetime int64
 	)
 	err := r.Scan(&x.info.ID, &x.info.Owner.Handle, &dev, &x.info.Size, &created, &expires, &lifetime,
-		&x.received, &x.ends, &x.hash, &x.info.Complete, &x.info.SHA256, &x.pending, &x.claimed, &x.busy)
+		&x.received, &x.ends, &x.objects, &x.hash, &x.info.Complete, &x.info.SHA256, &x.pending, &x.claimed, &x.busy)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return x, blob.ErrNotFound
 	}
@@ -392,7 +408,8 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 func (s *Store) putSegment(id string, l *lease, h hash.Hash, start int64, b []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	key := s.key(id, start)
+	name := fmt.Sprintf("%s/%016x.%s", id, start, l.token[:8])
+	key := s.opt.Prefix + name
 	// Hash the segment while it travels (the other core is otherwise idle
 	// while Put signs and sends it).
 	hashed := make(chan struct{})
@@ -411,10 +428,16 @@ func (s *Store) putSegment(id string, l *lease, h hash.Hash, start int64, b []by
 	}
 	end := start + int64(len(b))
 	tag, err := s.pool.Exec(ctx, `
-		UPDATE blobs SET received = $3, ends = array_append(ends, $3), hash_state = $4
-		WHERE id = $1 AND busy_token = $2 AND received = $5`, id, l.token, end, state, start)
+		UPDATE blobs SET received = $3, ends = array_append(ends, $3), objects = array_append(objects, $6), hash_state = $4
+		WHERE id = $1 AND busy_token = $2 AND received = $5`, id, l.token, end, state, start, name)
 	if err == nil && tag.RowsAffected() == 0 {
-		err = blob.ErrNotFound // deleted meanwhile (or the lease was lost)
+		// Deleted meanwhile, or the lease ran out and another append
+		// took the blob over.
+		err = blob.ErrNotFound
+		var exists bool
+		if s.pool.QueryRow(ctx, `SELECT true FROM blobs WHERE id = $1`, id).Scan(&exists) == nil {
+			err = fmt.Errorf("%w: the append lost its lease", blob.ErrBusy)
+		}
 	}
 	if err != nil {
 		s.deleteObjects(key)
@@ -433,14 +456,6 @@ func (s *Store) deleteObjects(keys ...string) {
 			s.log.Warn("s3store: deleting an object (the bucket's lifecycle rule will)", "key", k, "err", err)
 		}
 	}
-}
-
-func (s *Store) keys(id string, ends []int64) []string {
-	ks := make([]string, 0, len(ends))
-	for _, seg := range segments(ends) {
-		ks = append(ks, s.key(id, seg[0]))
-	}
-	return ks
 }
 
 func encodeDevices(ds []blob.Device) []byte {
@@ -526,9 +541,9 @@ func (s *Store) Open(ctx context.Context, id string, offset int64) (io.ReadClose
 	if offset < 0 || offset > x.info.Size {
 		return nil, x.info, fmt.Errorf("%w: offset %d of %d bytes", blob.ErrInvalid, offset, x.info.Size)
 	}
-	var segs [][2]int64
-	for _, seg := range segments(x.ends) {
-		if seg[1] > offset {
+	var segs []segment
+	for _, seg := range s.segments(x) {
+		if seg.end > offset {
 			segs = append(segs, seg)
 		}
 	}
@@ -541,7 +556,7 @@ type reader struct {
 	ctx    context.Context
 	s      *Store
 	id     string
-	segs   [][2]int64
+	segs   []segment
 	offset int64 // where the next segment is read from
 	cur    io.ReadCloser
 }
@@ -553,7 +568,7 @@ func (r *reader) Read(p []byte) (int, error) {
 				return 0, io.EOF
 			}
 			seg := r.segs[0]
-			rc, err := r.s.obj.Get(r.ctx, r.s.key(r.id, seg[0]), r.offset-seg[0])
+			rc, err := r.s.obj.Get(r.ctx, seg.key, r.offset-seg.start)
 			if err != nil {
 				return 0, fmt.Errorf("s3store: reading blob %s at %d: %w", r.id, r.offset, err)
 			}
@@ -564,7 +579,7 @@ func (r *reader) Read(p []byte) (int, error) {
 		if err == io.EOF {
 			r.cur.Close()
 			r.cur = nil
-			if end := r.segs[0][1]; r.offset != end {
+			if end := r.segs[0].end; r.offset != end {
 				return n, fmt.Errorf("s3store: blob %s: segment ended at %d, want %d", r.id, r.offset, end)
 			}
 			r.segs = r.segs[1:]
@@ -606,7 +621,7 @@ func (s *Store) Claim(ctx context.Context, id string, d blob.Device) (bool, erro
 		}
 		pending := slices.Delete(slices.Clone(x.info.Pending), i, i+1)
 		if len(pending) == 0 {
-			gone = s.keys(id, x.ends)
+			gone = s.keys(x.objects)
 			_, err := tx.Exec(ctx, `DELETE FROM blobs WHERE id = $1`, id)
 			return err
 		}
@@ -630,15 +645,15 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if !blob.ValidID(id) {
 		return blob.ErrNotFound
 	}
-	var ends []int64
-	err := s.pool.QueryRow(ctx, `DELETE FROM blobs WHERE id = $1 RETURNING ends`, id).Scan(&ends)
+	var objects []string
+	err := s.pool.QueryRow(ctx, `DELETE FROM blobs WHERE id = $1 RETURNING objects`, id).Scan(&objects)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return blob.ErrNotFound
 	}
 	if err != nil {
 		return err
 	}
-	s.deleteObjects(s.keys(id, ends)...)
+	s.deleteObjects(s.keys(objects)...)
 	return nil
 }
 

@@ -135,12 +135,18 @@ func TestTwoNodes(t *testing.T) {
 	if err != nil || !bytes.Equal(got, data[12_345:]) {
 		t.Fatalf("read on the first node: %d bytes, %v", len(got), err)
 	}
+	var objects []string
+	if err := st.pool.QueryRow(ctx, `SELECT objects FROM blobs WHERE id = $1`, m.ID).Scan(&objects); err != nil || len(objects) != 6 {
+		t.Fatalf("objects of the blob: %q, %v", objects, err)
+	}
 	if deleted, err := a.Claim(ctx, m.ID, bob); err != nil || !deleted {
 		t.Fatalf("claim: %v, %v", deleted, err)
 	}
 	// Its objects went with it.
-	if _, err := st.objects.Get(ctx, a.key(m.ID, 0), 0); !errors.Is(err, s3.ErrNotFound) {
-		t.Fatalf("first segment after the last claim: %v", err)
+	for _, name := range objects {
+		if _, err := st.objects.Get(ctx, o.Prefix+name, 0); !errors.Is(err, s3.ErrNotFound) {
+			t.Fatalf("object %s after the last claim: %v", name, err)
+		}
 	}
 }
 
@@ -177,5 +183,58 @@ func TestLeaseOfADeadNode(t *testing.T) {
 			t.Fatalf("append after the lease ran out: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestLostLease: an append whose lease ran out (its node stalled) while
+// another append took the blob over writes its object under its own name,
+// is told it lost the blob, and deletes only its own object: the bytes of
+// the append that took over stay, and the blob finishes with them.
+func TestLostLease(t *testing.T) {
+	dsn := pgtest.Database(t)
+	st := newStorage(t, dsn, s3test.Start(t))
+	o := opts(t)
+	o.Lease = time.Minute
+	s := Open(st.pool, st.objects, nil, o)
+	t.Cleanup(func() { s.Close() })
+	ctx := testCtx(t)
+	now := time.Now()
+	m := blob.Meta{ID: blob.NewID(), Owner: blob.Device{Handle: "alice", ID: 1}, Size: 10, Created: now, Expires: now.Add(time.Hour)}
+	if err := s.Create(ctx, m, 100); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, m.ID, 0, pr)
+		done <- err
+	}()
+	if _, err := pw.Write([]byte("stale")); err != nil {
+		t.Fatal(err)
+	}
+	// The stalled append's lease runs out; another takes the blob.
+	if _, err := st.pool.Exec(ctx, `UPDATE blobs SET busy_until = now() - interval '1 second' WHERE id = $1`, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	fresh := []byte("0123456789")
+	if n, err := s.Append(ctx, m.ID, 0, bytes.NewReader(fresh)); err != nil || n != 10 {
+		t.Fatalf("append after the lease ran out: %d, %v", n, err)
+	}
+	pw.Close()
+	if err := <-done; !errors.Is(err, blob.ErrBusy) {
+		t.Fatalf("the stalled append returned %v, want ErrBusy", err)
+	}
+	sum := sha256.Sum256(fresh)
+	if _, err := s.Finish(ctx, m.ID, blob.Finish{SHA256: sum[:], Expires: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	rc, _, err := s.Open(ctx, m.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, fresh) {
+		t.Fatalf("blob holds %q, %v; want %q", got, err, fresh)
 	}
 }

@@ -2,9 +2,10 @@
 -- which keeps their bytes in an S3-compatible bucket. A cluster shares
 -- this table, so any node can resume an upload, serve a download, count a
 -- quota or expire a blob that another node created. The bytes live in the
--- bucket as segments, one object per append (or per 8 MiB of one),
--- named <id>/<start offset as 16 hex digits>; ends lists the end offset of
--- each segment in order. SQLite deployments keep blobs in diskstore and
+-- bucket as segments, one object per append (or per 8 MiB of one): ends
+-- lists the end offset of each segment in order, objects its object's name
+-- (<id>/<start offset as 16 hex digits>.<8 characters of the append's
+-- lease token>). SQLite deployments keep blobs in diskstore and
 -- never use this table.
 
 CREATE TABLE blobs (
@@ -17,6 +18,7 @@ CREATE TABLE blobs (
 	lifetime_ns   bigint NOT NULL,
 	received      bigint NOT NULL DEFAULT 0,  -- bytes stored (the next append's offset)
 	ends          bigint[] NOT NULL DEFAULT '{}',
+	objects       text[] NOT NULL DEFAULT '{}',
 	hash_state    bytea,                      -- SHA-256 state after received bytes
 	complete      boolean NOT NULL DEFAULT false,
 	sha256        bytea,
