@@ -547,7 +547,13 @@ func (s *Store) Open(ctx context.Context, id string, offset int64) (io.ReadClose
 			segs = append(segs, seg)
 		}
 	}
-	return &reader{ctx: ctx, s: s, id: id, segs: segs, offset: offset}, x.info, nil
+	r := &reader{ctx: ctx, s: s, id: id, segs: segs, offset: offset}
+	// Open the first object now: if the bucket fails, the caller can still
+	// answer with an error status instead of a cut-off body.
+	if err := r.next(); err != nil {
+		return nil, x.info, err
+	}
+	return r, x.info, nil
 }
 
 // reader streams a blob's segments in order, opening each when the one
@@ -561,18 +567,29 @@ type reader struct {
 	cur    io.ReadCloser
 }
 
+// next opens the object of the next segment, if there is one.
+func (r *reader) next() error {
+	if len(r.segs) == 0 {
+		return nil
+	}
+	seg := r.segs[0]
+	rc, err := r.s.obj.Get(r.ctx, seg.key, r.offset-seg.start)
+	if err != nil {
+		return fmt.Errorf("s3store: reading blob %s at %d: %w", r.id, r.offset, err)
+	}
+	r.cur = rc
+	return nil
+}
+
 func (r *reader) Read(p []byte) (int, error) {
 	for {
 		if r.cur == nil {
 			if len(r.segs) == 0 {
 				return 0, io.EOF
 			}
-			seg := r.segs[0]
-			rc, err := r.s.obj.Get(r.ctx, seg.key, r.offset-seg.start)
-			if err != nil {
-				return 0, fmt.Errorf("s3store: reading blob %s at %d: %w", r.id, r.offset, err)
+			if err := r.next(); err != nil {
+				return 0, err
 			}
-			r.cur = rc
 		}
 		n, err := r.cur.Read(p)
 		r.offset += int64(n)

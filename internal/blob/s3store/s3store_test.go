@@ -238,3 +238,41 @@ func TestLostLease(t *testing.T) {
 		t.Fatalf("blob holds %q, %v; want %q", got, err, fresh)
 	}
 }
+
+// TestOpenFailsEarly: when the bucket cannot give the first object, Open
+// fails, so the server answers with an error status rather than a 200
+// whose body breaks off.
+func TestOpenFailsEarly(t *testing.T) {
+	dsn := pgtest.Database(t)
+	st := newStorage(t, dsn, s3test.Start(t))
+	o := opts(t)
+	s := Open(st.pool, st.objects, nil, o)
+	t.Cleanup(func() { s.Close() })
+	ctx := testCtx(t)
+	now := time.Now()
+	data := []byte("ciphertext")
+	sum := sha256.Sum256(data)
+	m := blob.Meta{ID: blob.NewID(), Owner: blob.Device{Handle: "alice", ID: 1}, Size: int64(len(data)), Created: now, Expires: now.Add(time.Hour)}
+	if err := s.Create(ctx, m, 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, m.ID, 0, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Finish(ctx, m.ID, blob.Finish{SHA256: sum[:], Expires: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	var objects []string
+	if err := st.pool.QueryRow(ctx, `SELECT objects FROM blobs WHERE id = $1`, m.ID).Scan(&objects); err != nil || len(objects) != 1 {
+		t.Fatalf("objects %q, %v", objects, err)
+	}
+	if err := st.objects.Delete(ctx, o.Prefix+objects[0]); err != nil {
+		t.Fatal(err)
+	}
+	if rc, _, err := s.Open(ctx, m.ID, 3); !errors.Is(err, s3.ErrNotFound) {
+		if rc != nil {
+			rc.Close()
+		}
+		t.Fatalf("Open of a blob whose object is gone: %v", err)
+	}
+}
