@@ -52,6 +52,21 @@ func newStorage(t testing.TB, dsn string, cfg s3.Config) storage {
 	return storage{pool: db.Pool(), objects: c, cfg: cfg}
 }
 
+// readAll reads a finished blob from off.
+func readAll(t *testing.T, s *Store, id string, off int64) []byte {
+	t.Helper()
+	rc, _, err := s.Open(testCtx(t), id, off)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // opts gives each test its own key prefix in the shared bucket, and small
 // segments, so that the suite's blobs span several objects.
 func opts(t *testing.T) Options {
@@ -126,14 +141,8 @@ func TestTwoNodes(t *testing.T) {
 	if _, err := b.Finish(ctx, m.ID, blob.Finish{SHA256: sum[:], Recipients: []blob.Device{bob}, Expires: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	rc, _, err := a.Open(ctx, m.ID, 12_345)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil || !bytes.Equal(got, data[12_345:]) {
-		t.Fatalf("read on the first node: %d bytes, %v", len(got), err)
+	if got := readAll(t, a, m.ID, 12_345); !bytes.Equal(got, data[12_345:]) {
+		t.Fatalf("read on the first node: %d bytes", len(got))
 	}
 	var objects []string
 	if err := st.pool.QueryRow(ctx, `SELECT objects FROM blobs WHERE id = $1`, m.ID).Scan(&objects); err != nil || len(objects) != 6 {
@@ -228,14 +237,8 @@ func TestLostLease(t *testing.T) {
 	if _, err := s.Finish(ctx, m.ID, blob.Finish{SHA256: sum[:], Expires: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	rc, _, err := s.Open(ctx, m.ID, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil || !bytes.Equal(got, fresh) {
-		t.Fatalf("blob holds %q, %v; want %q", got, err, fresh)
+	if got := readAll(t, s, m.ID, 0); !bytes.Equal(got, fresh) {
+		t.Fatalf("blob holds %q, want %q", got, fresh)
 	}
 }
 
