@@ -1,20 +1,29 @@
 // Package backupstore keeps each account's sealed PIN-backup blob (the
-// output of internal/pinbackup.SealBlob) for parleyd: one file per account
-// in one folder. A blob is opaque here: it opens only with the backup key,
-// which only the holder of the PIN gets back from the realms.
+// output of internal/pinbackup.SealBlob) for parleyd. A blob is opaque
+// here: it opens only with the backup key, which only the holder of the
+// PIN gets back from the realms.
 //
-// Files are named <handle>.backup (handles are a-z, 0-9 and _), written to
-// a temporary file, synced and renamed into place, so a reader sees the old
-// blob or the new one, never a mix. A deployment of several parleyd nodes
-// points every node at one shared folder (docs/OPERATIONS.md).
+// Backups is the contract; backupstore/backuptest is the conformance
+// suite every implementation passes unchanged. Store, in this package,
+// keeps one file per account in one folder: the store of a single node,
+// or of a cluster whose nodes share that folder. Package
+// backupstore/pgbackups keeps the blobs in the PostgreSQL database a
+// cluster already shares.
+//
+// Store's files are named <handle>.backup (handles are a-z, 0-9 and _),
+// written to a temporary file, synced and renamed into place, so a reader
+// sees the old blob or the new one, never a mix.
 package backupstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/parleychat/parley/internal/identity"
@@ -25,6 +34,32 @@ var (
 	ErrNotFound = errors.New("backupstore: no backup is stored for this account")
 	ErrHandle   = errors.New("backupstore: invalid handle")
 )
+
+// Backups keeps one sealed blob per account. Implementations are safe for
+// concurrent use (the last Put wins), and refuse a handle that is not a
+// valid account handle (identity.ValidHandle) with an error wrapping
+// ErrHandle.
+type Backups interface {
+	// Put stores blob as handle's backup, replacing the previous one,
+	// and returns once it is durable.
+	Put(ctx context.Context, handle string, blob []byte) error
+	// Get returns handle's backup and when it was last written (UTC), or
+	// ErrNotFound.
+	Get(ctx context.Context, handle string) (blob []byte, updated time.Time, err error)
+	// Delete removes handle's backup; a missing one is not an error.
+	Delete(ctx context.Context, handle string) error
+}
+
+var _ Backups = (*Store)(nil)
+
+// CheckHandle returns nil for a valid account handle, else an error
+// wrapping ErrHandle. Every implementation checks handles with it.
+func CheckHandle(handle string) error {
+	if !identity.ValidHandle(handle) {
+		return fmt.Errorf("%w: %q", ErrHandle, handle)
+	}
+	return nil
+}
 
 const suffix = ".backup"
 
@@ -42,19 +77,25 @@ func Open(dir string) (*Store, error) {
 	return &Store{dir: dir}, nil
 }
 
+// Dir returns the store's folder.
+func (s *Store) Dir() string { return s.dir }
+
 func (s *Store) path(handle string) (string, error) {
-	if !identity.ValidHandle(handle) {
-		return "", fmt.Errorf("%w: %q", ErrHandle, handle)
+	if err := CheckHandle(handle); err != nil {
+		return "", err
 	}
 	return filepath.Join(s.dir, handle+suffix), nil
 }
 
 // Put stores blob as handle's backup, replacing the previous one, and
 // returns once it is durable.
-func (s *Store) Put(handle string, blob []byte) error {
+func (s *Store) Put(ctx context.Context, handle string, blob []byte) error {
 	p, err := s.path(handle)
 	if err != nil {
 		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("backupstore: %w", err)
 	}
 	f, err := os.CreateTemp(s.dir, "."+handle+"-*.tmp")
 	if err != nil {
@@ -87,11 +128,15 @@ func (s *Store) Put(handle string, blob []byte) error {
 	return syncDir(s.dir)
 }
 
-// Get returns handle's backup and when it was stored.
-func (s *Store) Get(handle string) ([]byte, time.Time, error) {
+// Get returns handle's backup and when it was stored (the file's
+// modification time).
+func (s *Store) Get(ctx context.Context, handle string) ([]byte, time.Time, error) {
 	p, err := s.path(handle)
 	if err != nil {
 		return nil, time.Time{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, time.Time{}, fmt.Errorf("backupstore: %w", err)
 	}
 	f, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -113,15 +158,36 @@ func (s *Store) Get(handle string) ([]byte, time.Time, error) {
 }
 
 // Delete removes handle's backup; a missing one is not an error.
-func (s *Store) Delete(handle string) error {
+func (s *Store) Delete(ctx context.Context, handle string) error {
 	p, err := s.path(handle)
 	if err != nil {
 		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("backupstore: %w", err)
 	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("backupstore: %w", err)
 	}
 	return syncDir(s.dir)
+}
+
+// Handles lists the accounts that have a backup in the folder, sorted.
+// Files whose names are not <valid handle>.backup are not listed.
+func (s *Store) Handles() ([]string, error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("backupstore: %w", err)
+	}
+	var hs []string
+	for _, e := range ents {
+		h, ok := strings.CutSuffix(e.Name(), suffix)
+		if ok && e.Type().IsRegular() && identity.ValidHandle(h) {
+			hs = append(hs, h)
+		}
+	}
+	slices.Sort(hs)
+	return hs, nil
 }
 
 // syncDir makes a rename or removal in dir durable.

@@ -1,88 +1,97 @@
-package backupstore
+package backupstore_test
 
 import (
-	"bytes"
-	"errors"
+	"context"
 	"os"
 	"path/filepath"
-	"sync"
+	"slices"
 	"testing"
+	"time"
+
+	"github.com/parleychat/parley/internal/backupstore"
+	"github.com/parleychat/parley/internal/backupstore/backuptest"
 )
 
-func TestPutGetDelete(t *testing.T) {
+func TestConformance(t *testing.T) {
+	backuptest.Run(t, func(t *testing.T) backuptest.Opener {
+		dir := filepath.Join(t.TempDir(), "backups")
+		return func() (backupstore.Backups, error) { return backupstore.Open(dir) }
+	})
+}
+
+func testCtx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+// The folder's layout: mode 0700, one file <handle>.backup of mode 0600 per
+// account, no temporary files left behind.
+func TestFiles(t *testing.T) {
+	ctx := testCtx(t)
 	dir := filepath.Join(t.TempDir(), "backups")
-	s, err := Open(dir)
+	s, err := backupstore.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("folder: %v %v", fi.Mode(), err)
 	}
-	if _, _, err := s.Get("alice"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("get before put: %v", err)
-	}
-	if err := s.Put("alice", []byte("one")); err != nil {
+	if err := s.Put(ctx, "alice", []byte("one")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Put("alice", []byte("two, longer")); err != nil {
+	if err := s.Put(ctx, "alice", []byte("two, longer")); err != nil {
 		t.Fatal(err)
 	}
-	b, updated, err := s.Get("alice")
-	if err != nil || string(b) != "two, longer" || updated.IsZero() {
-		t.Fatalf("get: %q %v %v", b, updated, err)
+	if b, err := os.ReadFile(filepath.Join(dir, "alice.backup")); err != nil || string(b) != "two, longer" {
+		t.Fatalf("alice.backup holds %q: %v", b, err)
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "alice.backup")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("file mode: %v %v", fi.Mode(), err)
 	}
-	// Nothing else is left in the folder (no temporary files).
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Fatalf("folder holds %d entries", len(ents))
 	}
-	if err := s.Delete("alice"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Delete("alice"); err != nil {
-		t.Fatalf("deleting twice: %v", err)
-	}
-	if _, _, err := s.Get("alice"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("get after delete: %v", err)
-	}
-	for _, h := range []string{"", "../x", "Alice", "a/b", "..", "al"} {
-		if err := s.Put(h, []byte("x")); !errors.Is(err, ErrHandle) {
-			t.Errorf("put %q: %v", h, err)
+	// A refused handle creates nothing.
+	for _, h := range []string{"../x", "a/b", ".."} {
+		if err := s.Put(ctx, h, []byte("x")); err == nil {
+			t.Fatalf("Put %q: no error", h)
 		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("folder holds %d entries after refused puts", len(ents))
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "x.backup")); err == nil {
+		t.Fatal("a handle escaped the folder")
 	}
 }
 
-// Concurrent writers and readers: every read sees one whole blob.
-func TestConcurrent(t *testing.T) {
-	s, err := Open(t.TempDir())
+// Handles lists the accounts with a backup and nothing else.
+func TestHandles(t *testing.T) {
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	s, err := backupstore.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	blobs := [][]byte{bytes.Repeat([]byte("a"), 1<<16), bytes.Repeat([]byte("b"), 1<<15)}
-	if err := s.Put("bob", blobs[0]); err != nil {
+	for _, h := range []string{"carol", "alice", "bob"} {
+		if err := s.Put(ctx, h, []byte(h)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Delete(ctx, "bob"); err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	for i := range 4 {
-		wg.Go(func() {
-			for range 20 {
-				if err := s.Put("bob", blobs[i%2]); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
-		wg.Go(func() {
-			for range 20 {
-				b, _, err := s.Get("bob")
-				if err != nil || (!bytes.Equal(b, blobs[0]) && !bytes.Equal(b, blobs[1])) {
-					t.Errorf("read a torn blob (%d bytes): %v", len(b), err)
-					return
-				}
-			}
-		})
+	for _, name := range []string{"Upper.backup", ".alice-1.tmp", "notes.txt", "x.backup"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	wg.Wait()
+	if err := os.Mkdir(filepath.Join(dir, "dave.backup"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	hs, err := s.Handles()
+	if err != nil || !slices.Equal(hs, []string{"alice", "carol"}) {
+		t.Fatalf("Handles = %q, %v", hs, err)
+	}
 }

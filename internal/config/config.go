@@ -99,7 +99,7 @@ type Config struct {
 	RecoverBurst      int           `json:"recover_burst" flag:"recover-burst" usage:"PIN recovery token request burst per handle"`
 	RecoverAddrRate   float64       `json:"recover_addr_rate" flag:"recover-addr-rate" usage:"PIN recovery token requests per hour per client address"`
 	RecoverAddrBurst  int           `json:"recover_addr_burst" flag:"recover-addr-burst" usage:"PIN recovery token request burst per client address"`
-	BackupDir         string        `json:"backup_dir" flag:"backup-dir" usage:"folder of the sealed PIN-backup blobs, one file per account, mode 0700 (empty: <data_dir>/backups)"`
+	BackupDir         string        `json:"backup_dir" flag:"backup-dir" usage:"folder of the sealed PIN-backup blobs, one file per account, mode 0700 (empty: the database's pin_backups table when db is postgres://, else <data_dir>/backups)"`
 }
 
 // Defaults returns the built-in configuration.

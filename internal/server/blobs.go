@@ -52,11 +52,21 @@ func openBlobStore(cfg config.Config, st store.Store, logger *slog.Logger) (blob
 	return bs, nil
 }
 
+// pgPool returns the PostgreSQL pool behind st when st is pgstore, for the
+// stores that keep their tables beside it (s3store, pgbackups).
+func pgPool(st store.Store) (*pgxpool.Pool, bool) {
+	db, ok := st.(interface{ Pool() *pgxpool.Pool })
+	if !ok {
+		return nil, false
+	}
+	return db.Pool(), true
+}
+
 // s3ObjectPrefix is where s3store keeps its objects in the bucket.
 const s3ObjectPrefix = "blobs/"
 
 func openS3Blobs(cfg config.Config, st store.Store, logger *slog.Logger) (blob.Store, error) {
-	db, ok := st.(interface{ Pool() *pgxpool.Pool })
+	pool, ok := pgPool(st)
 	if !ok {
 		return nil, errors.New("server: blob_s3 needs the PostgreSQL store (db = postgres://...) for the blobs' metadata")
 	}
@@ -90,7 +100,7 @@ func openS3Blobs(cfg config.Config, st store.Store, logger *slog.Logger) (blob.S
 		return nil, fmt.Errorf("server: blob_s3 %s: %w", cfg.BlobS3, err)
 	}
 	logger.Info("blobs in S3", "endpoint", endpoint, "bucket", bucket)
-	return s3store.Open(db.Pool(), client, logger, s3store.Options{Prefix: s3ObjectPrefix}), nil
+	return s3store.Open(pool, client, logger, s3store.Options{Prefix: s3ObjectPrefix}), nil
 }
 
 // Limits of the blob endpoints.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/parleychat/parley/internal/api"
 	"github.com/parleychat/parley/internal/backupstore"
+	"github.com/parleychat/parley/internal/backupstore/pgbackups"
 	"github.com/parleychat/parley/internal/config"
 	"github.com/parleychat/parley/internal/devicelist"
 	"github.com/parleychat/parley/internal/identity"
@@ -43,8 +44,14 @@ import (
 const RealmTokenKeyFile = "realm-token.key"
 
 // BackupDir is the folder of the backup blobs inside Config.DataDir (used
-// when Config.BackupDir is empty).
+// when Config.BackupDir is empty and the store is SQLite).
 const BackupDir = "backups"
+
+// BackupImportMarker is the file newPINState leaves in <data_dir>/backups
+// once it has copied that folder's blobs into PostgreSQL, so that it
+// copies them once: a later start does not bring back a backup deleted
+// since.
+const BackupImportMarker = "imported-to-postgresql.txt"
 
 // MaxBackupBytes bounds one account's sealed backup blob.
 const MaxBackupBytes = 1 << 20
@@ -69,13 +76,16 @@ type pinState struct {
 	key       ed25519.PrivateKey // signs realm tokens
 	macKey    []byte             // authenticates recovery challenges
 	audience  pinbackup.RealmID  // the "realm id" of backup tokens: parleyd itself
-	backups   *backupstore.Store
+	backups   backupstore.Backups
 	handleRL  *ratelimit.Limiter // recovery tokens per handle
 	addrRL    *ratelimit.Limiter // recovery tokens per client address
 }
 
-// newPINState loads what PIN backup needs when cfg configures realms.
-func newPINState(cfg config.Config, log *slog.Logger) (pinState, error) {
+// newPINState loads what PIN backup needs when cfg configures realms. The
+// blobs live in st's database when st is PostgreSQL and cfg names no
+// backup_dir (the cluster's nodes then share them with no shared folder),
+// else in files in backup_dir (default <data_dir>/backups).
+func newPINState(cfg config.Config, st store.Store, log *slog.Logger) (pinState, error) {
 	realms, err := cfg.RealmList()
 	if err != nil || len(realms) == 0 {
 		return pinState{}, err // Validate has checked the list
@@ -84,13 +94,9 @@ func newPINState(cfg config.Config, log *slog.Logger) (pinState, error) {
 	if err != nil {
 		return pinState{}, err
 	}
-	dir := cfg.BackupDir
-	if dir == "" {
-		dir = filepath.Join(cfg.DataDir, BackupDir)
-	}
-	backups, err := backupstore.Open(dir)
+	backups, where, err := openBackups(cfg, st, log)
 	if err != nil {
-		return pinState{}, fmt.Errorf("server: %w", err)
+		return pinState{}, err
 	}
 	macKey, err := hkdf.Key(sha256.New, key.Seed(), nil, recoverChallengeInfo, 32)
 	if err != nil {
@@ -113,8 +119,65 @@ func newPINState(cfg config.Config, log *slog.Logger) (pinState, error) {
 		p.ids = append(p.ids, pinbackup.RealmIDFromKey(r.PublicKey))
 	}
 	log.Info("PIN backup", "realms", len(realms), "threshold", cfg.RealmThreshold,
-		"realm_token_key", base64.StdEncoding.EncodeToString(pub))
+		"realm_token_key", base64.StdEncoding.EncodeToString(pub), "backups", where)
 	return p, nil
+}
+
+// openBackups opens the store of the sealed blobs (see newPINState) and
+// says where it is, for the log.
+func openBackups(cfg config.Config, st store.Store, log *slog.Logger) (backupstore.Backups, string, error) {
+	pool, isPG := pgPool(st)
+	if !isPG || cfg.BackupDir != "" {
+		dir := cfg.BackupDir
+		if dir == "" {
+			dir = filepath.Join(cfg.DataDir, BackupDir)
+		}
+		files, err := backupstore.Open(dir)
+		if err != nil {
+			return nil, "", fmt.Errorf("server: %w", err)
+		}
+		return files, dir, nil
+	}
+	pg := pgbackups.New(pool)
+	if err := importBackupFiles(pg, filepath.Join(cfg.DataDir, BackupDir), log); err != nil {
+		return nil, "", err
+	}
+	return pg, "postgresql", nil
+}
+
+// importBackupFiles copies once the blobs a node kept in files before it
+// kept them in PostgreSQL (a single node moved from SQLite, or upgraded
+// from a version that had no pin_backups table) into the table, each
+// unless the table already has one for that account, and leaves a marker
+// in the folder. The files stay.
+func importBackupFiles(pg *pgbackups.Store, dir string, log *slog.Logger) error {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	marker := filepath.Join(dir, BackupImportMarker)
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	files, err := backupstore.Open(dir)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	imported, skipped, err := pg.Import(ctx, files)
+	if err != nil {
+		return fmt.Errorf("server: copying the PIN-backup files of %s into PostgreSQL: %w", dir, err)
+	}
+	note := fmt.Sprintf("parleyd copied the *.backup files of this folder into PostgreSQL (table pin_backups) at %s:\n"+
+		"%d copied, %d skipped (the table had a backup for that account already).\n"+
+		"parleyd no longer reads them while db is postgres:// and backup_dir is unset.\n"+
+		"Delete this file to have the next start copy them again (only those the table lacks).\n",
+		time.Now().UTC().Format(time.RFC3339), imported, skipped)
+	if err := os.WriteFile(marker, []byte(note), 0o600); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	log.Info("PIN backups copied from files into PostgreSQL", "dir", dir, "imported", imported, "skipped", skipped)
+	return nil
 }
 
 // LoadRealmTokenKey reads parleyd's realm token key from
@@ -292,7 +355,7 @@ func (s *Server) handlePutBackup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.CodeBadRequest, fmt.Sprintf("The backup blob must be a sealed blob of %d to %d bytes.", pinbackup.BlobOverhead, MaxBackupBytes))
 		return
 	}
-	if err := s.pin.backups.Put(callerOf(r).handle, req.Blob); err != nil {
+	if err := s.pin.backups.Put(r.Context(), callerOf(r).handle, req.Blob); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -301,7 +364,7 @@ func (s *Server) handlePutBackup(w http.ResponseWriter, r *http.Request) {
 
 // handleDeleteBackup: DELETE /v1/backup.
 func (s *Server) handleDeleteBackup(w http.ResponseWriter, r *http.Request) {
-	if err := s.pin.backups.Delete(callerOf(r).handle); err != nil {
+	if err := s.pin.backups.Delete(r.Context(), callerOf(r).handle); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -333,7 +396,7 @@ func (s *Server) handleGetBackup(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	blob, updated, err := s.pin.backups.Get(handle)
+	blob, updated, err := s.pin.backups.Get(r.Context(), handle)
 	if errors.Is(err, backupstore.ErrNotFound) {
 		writeError(w, api.CodeNotFound, fmt.Sprintf("No backup is stored for @%s.", handle))
 		return

@@ -155,7 +155,7 @@ func NewWithOptions(cfg config.Config, o Options) (*Server, error) {
 	if o.Bus == nil {
 		o.Bus = fanout.NewLocal()
 	}
-	pin, err := newPINState(cfg, o.Logger)
+	pin, err := newPINState(cfg, o.Store, o.Logger)
 	if err != nil {
 		return nil, err
 	}
