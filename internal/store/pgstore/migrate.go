@@ -4,55 +4,23 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/parleychat/parley/internal/store/migration"
 )
 
-// migrationFiles holds the schema changes, one file per version, named
-// NNNN_what.sql. A migration, once released, is never edited: a change
-// is a new file with the next number.
+// migrationFiles holds the schema changes, one file per version (see
+// internal/store/migration).
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migration is one numbered schema change.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded migrations in version order. The
-// numbers must run 1, 2, 3, ... without gaps.
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+// migrations returns the embedded migrations in version order.
+func migrations() ([]migration.Migration, error) {
+	ms, err := migration.Load(migrationFiles, "migrations/*.sql")
 	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, n := range names {
-		base := path.Base(n)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("pgstore: migration file %q is not named NNNN_name.sql", base)
-		}
-		b, err := migrationFiles.ReadFile(n)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("pgstore: migration %q out of sequence, want version %d", m.name, i+1)
-		}
+		return nil, fmt.Errorf("pgstore: %w", err)
 	}
 	return ms, nil
 }
@@ -114,16 +82,16 @@ func (db *DB) migrate(ctx context.Context) error {
 	}
 	for _, m := range ms[current:] {
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, m.sql, pgx.QueryExecModeSimpleProtocol); err != nil {
+			if _, err := tx.Exec(ctx, m.SQL, pgx.QueryExecModeSimpleProtocol); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name)
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name)
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("pgstore: migration %s: %w", m.name, err)
+			return fmt.Errorf("pgstore: migration %s: %w", m.Name, err)
 		}
-		db.log.Info("pgstore: applied migration", "version", m.version, "name", m.name, "database", db.where, "schema", *schema)
+		db.log.Info("pgstore: applied migration", "version", m.Version, "name", m.Name, "database", db.where, "schema", *schema)
 	}
 	return nil
 }

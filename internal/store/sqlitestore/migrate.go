@@ -4,54 +4,22 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/parleychat/parley/internal/store/migration"
 )
 
-// migrationFiles holds the schema changes, one file per version, named
-// NNNN_what.sql. A migration, once released, is never edited: a change
-// is a new file with the next number.
+// migrationFiles holds the schema changes, one file per version (see
+// internal/store/migration).
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migration is one numbered schema change.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded migrations in version order. The
-// numbers must run 1, 2, 3, ... without gaps.
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+// migrations returns the embedded migrations in version order.
+func migrations() ([]migration.Migration, error) {
+	ms, err := migration.Load(migrationFiles, "migrations/*.sql")
 	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, n := range names {
-		base := path.Base(n)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("sqlitestore: migration file %q is not named NNNN_name.sql", base)
-		}
-		b, err := migrationFiles.ReadFile(n)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("sqlitestore: migration %q out of sequence, want version %d", m.name, i+1)
-		}
+		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
 	return ms, nil
 }
@@ -87,23 +55,23 @@ func (db *DB) migrate(ctx context.Context) error {
 			// Re-check inside the transaction: another process may have
 			// migrated since.
 			var done int
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&done); err != nil {
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.Version).Scan(&done); err != nil {
 				return err
 			}
 			if done > 0 {
 				return nil
 			}
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 				return err
 			}
 			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)`,
-				m.version, m.name, micros(time.Now()))
+				m.Version, m.Name, micros(time.Now()))
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("sqlitestore: migration %s: %w", m.name, err)
+			return fmt.Errorf("sqlitestore: migration %s: %w", m.Name, err)
 		}
-		db.log.Info("sqlitestore: applied migration", "version", m.version, "name", m.name, "path", db.path)
+		db.log.Info("sqlitestore: applied migration", "version", m.Version, "name", m.Name, "path", db.path)
 	}
 	return nil
 }
