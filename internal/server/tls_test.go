@@ -9,7 +9,6 @@ import (
 
 	"github.com/parleychat/parley/internal/api"
 	"github.com/parleychat/parley/internal/config"
-
 	"github.com/parleychat/parley/internal/httpserve/httpservetest"
 )
 
