@@ -59,21 +59,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 	mustAccount(t, db, "bob", 1, 2)
 	mustAccount(t, db, "carol", 1)
 	// carol's queue is full.
-	err := db.write(ctx, func(tx *txn) error {
-		for i := range maxQueue {
-			m, err := newMessage(oneMessage("alice", fmt.Sprintf("fill%d", i), "carol", 1), time.Now())
-			if err != nil {
-				return err
-			}
-			if _, err := db.enqueue(ctx, tx, m); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	enqueueInOneCommit(t, db, "carol", "fill", maxQueue)
 
 	type outcome struct {
 		dup bool

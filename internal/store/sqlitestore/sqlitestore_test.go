@@ -56,25 +56,11 @@ func TestQueueLimitDefault(t *testing.T) {
 	db := openTest(t, filepath.Join(t.TempDir(), "parley.db"), Options{})
 	mustAccount(t, db, "alice", 1)
 	mustAccount(t, db, "bob", 1)
-	err := db.write(ctx, func(tx *txn) error {
-		for i := range store.MaxQueue - 1 {
-			m, err := newMessage(oneMessage("alice", fmt.Sprintf("m%d", i), "bob", 1), time.Now())
-			if err != nil {
-				return err
-			}
-			if dup, err := db.enqueue(ctx, tx, m); err != nil || dup {
-				return fmt.Errorf("message %d: duplicate %v, %w", i, dup, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	enqueueInOneCommit(t, db, "bob", "m", store.MaxQueue-1)
 	if _, err := db.Enqueue(ctx, oneMessage("alice", "last", "bob", 1)); err != nil {
 		t.Fatalf("Enqueue of envelope number store.MaxQueue: %v", err)
 	}
-	_, err = db.Enqueue(ctx, oneMessage("alice", "one more", "bob", 1))
+	_, err := db.Enqueue(ctx, oneMessage("alice", "one more", "bob", 1))
 	if !errors.Is(err, store.ErrQueueFull) {
 		t.Fatalf("Enqueue past store.MaxQueue: %v, want ErrQueueFull", err)
 	}
@@ -92,21 +78,7 @@ func TestExpireBatches(t *testing.T) {
 	mustAccount(t, db, "alice", 1)
 	mustAccount(t, db, "bob", 1)
 	const n = 2*expireBatch + 17
-	err := db.write(ctx, func(tx *txn) error {
-		for i := range n {
-			m, err := newMessage(oneMessage("alice", fmt.Sprintf("m%d", i), "bob", 1), time.Now())
-			if err != nil {
-				return err
-			}
-			if _, err := db.enqueue(ctx, tx, m); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	enqueueInOneCommit(t, db, "bob", "m", n)
 	count := func() (c int) {
 		if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM dedup`).Scan(&c); err != nil {
 			t.Fatal(err)
@@ -146,6 +118,30 @@ func oneMessage(sender, id, recipient string, devices ...uint32) []store.Envelop
 		})
 	}
 	return envs
+}
+
+// enqueueInOneCommit queues n messages from alice (ids prefix0, prefix1,
+// ...) for recipient's device 1 with the enqueue step Enqueue uses, all in
+// one transaction, as one group commit would: the tests that need a full
+// queue are spared thousands of fsyncs.
+func enqueueInOneCommit(t testing.TB, db *DB, recipient, prefix string, n int) {
+	t.Helper()
+	ctx := testCtx(t)
+	err := db.write(ctx, func(tx *txn) error {
+		for i := range n {
+			m, err := newMessage(oneMessage("alice", fmt.Sprintf("%s%d", prefix, i), recipient, 1), time.Now())
+			if err != nil {
+				return err
+			}
+			if dup, err := db.enqueue(ctx, tx, m); err != nil || dup {
+				return fmt.Errorf("message %d: duplicate %v, %w", i, dup, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestReopenMigrations checks that reopening applies nothing twice and

@@ -315,21 +315,7 @@ func TestTailBounds(t *testing.T) {
 		t.Fatal("no tail after a read that reached the end of the queue")
 	}
 	// One transaction (one commit) with more envelopes than a tail holds.
-	err := db.write(ctx, func(tx *txn) error {
-		for i := range tailEntries + 1 {
-			m, err := newMessage(oneMessage("alice", fmt.Sprintf("m%d", i), "bob", 1), time.Now())
-			if err != nil {
-				return err
-			}
-			if _, err := db.enqueue(ctx, tx, m); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	enqueueInOneCommit(t, db, "bob", "m", tailEntries+1)
 	if validTail(db, k) {
 		t.Fatalf("a tail of more than %d envelopes was kept", tailEntries)
 	}
