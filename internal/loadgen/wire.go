@@ -183,15 +183,8 @@ func (s *frameScanner) ws() {
 // object reads {"key": value, ...}, calling member with the reader at
 // each value.
 func (s *frameScanner) object(member func(key []byte) bool) bool {
-	s.ws()
-	if s.i >= len(s.b) || s.b[s.i] != '{' {
-		return false
-	}
-	s.i++
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
-		return true
+	if empty, ok := s.begin('{', '}'); !ok || empty {
+		return ok
 	}
 	for {
 		s.ws()
@@ -208,20 +201,44 @@ func (s *frameScanner) object(member func(key []byte) bool) bool {
 		if !member(key) {
 			return false
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return false
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return true
-		default:
-			return false
+		if more, ok := s.next('}'); !ok || !more {
+			return ok
 		}
 	}
+}
+
+// begin reads the opening bracket of an object or array and reports
+// whether the closing one follows at once.
+func (s *frameScanner) begin(open, close byte) (empty, ok bool) {
+	s.ws()
+	if s.i >= len(s.b) || s.b[s.i] != open {
+		return false, false
+	}
+	s.i++
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == close {
+		s.i++
+		return true, true
+	}
+	return false, true
+}
+
+// next reads what follows a member or element: a comma (more follow) or
+// the closing bracket.
+func (s *frameScanner) next(close byte) (more, ok bool) {
+	s.ws()
+	if s.i >= len(s.b) {
+		return false, false
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		return true, true
+	case close:
+		s.i++
+		return false, true
+	}
+	return false, false
 }
 
 // str reads a string of printable ASCII without escapes and returns its
@@ -319,29 +336,16 @@ func (s *frameScanner) skip(depth int) bool {
 	case c == '{':
 		return s.object(func([]byte) bool { return s.skip(depth + 1) })
 	case c == '[':
-		s.i++
-		s.ws()
-		if s.i < len(s.b) && s.b[s.i] == ']' {
-			s.i++
-			return true
+		if empty, ok := s.begin('[', ']'); !ok || empty {
+			return ok
 		}
 		for {
 			s.ws()
 			if !s.skip(depth + 1) {
 				return false
 			}
-			s.ws()
-			if s.i >= len(s.b) {
-				return false
-			}
-			switch s.b[s.i] {
-			case ',':
-				s.i++
-			case ']':
-				s.i++
-				return true
-			default:
-				return false
+			if more, ok := s.next(']'); !ok || !more {
+				return ok
 			}
 		}
 	case c == 't':
