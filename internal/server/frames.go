@@ -280,15 +280,25 @@ func (p *frameParser) seqs(f *api.Frame) bool {
 		}
 	}
 	f.Seqs = make([]int64, 0, n)
+	return p.elements(func() bool {
+		v, ok := p.uint(18) // < 10^18 fits an int64
+		if ok {
+			f.Seqs = append(f.Seqs, int64(v))
+		}
+		return ok
+	})
+}
+
+// elements reads the elements of an array whose '[' has been read, each
+// with elem, and the closing ']'.
+func (p *frameParser) elements(elem func() bool) bool {
 	if p.next(']') {
 		return true
 	}
 	for {
-		v, ok := p.uint(18) // < 10^18 fits an int64
-		if !ok {
+		if !elem() {
 			return false
 		}
-		f.Seqs = append(f.Seqs, int64(v))
 		if p.next(']') {
 			return true
 		}
@@ -346,21 +356,10 @@ func (p *frameParser) envelopes(r *api.SendRequest) bool {
 		return false
 	}
 	r.Envelopes = make([]api.OutgoingEnvelope, 0, 4)
-	if p.next(']') {
-		return true
-	}
-	for {
+	return p.elements(func() bool {
 		r.Envelopes = append(r.Envelopes, api.OutgoingEnvelope{})
-		if !p.envelope(r, len(r.Envelopes)-1) {
-			return false
-		}
-		if p.next(']') {
-			return true
-		}
-		if !p.next(',') {
-			return false
-		}
-	}
+		return p.envelope(r, len(r.Envelopes)-1)
+	})
 }
 
 // Keys of an OutgoingEnvelope.
