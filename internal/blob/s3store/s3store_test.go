@@ -73,6 +73,40 @@ func opts(t *testing.T) Options {
 	return Options{Prefix: "t-" + blob.NewID()[:12] + "/", SegmentSize: 64 << 10}
 }
 
+// oneStore opens a store over a fresh database and bucket, with opts(t)
+// changed by mod.
+func oneStore(t *testing.T, mod func(*Options)) (*Store, storage, Options) {
+	st := newStorage(t, pgtest.Database(t), s3test.Start(t))
+	o := opts(t)
+	if mod != nil {
+		mod(&o)
+	}
+	s := Open(st.pool, st.objects, nil, o)
+	t.Cleanup(func() { s.Close() })
+	return s, st, o
+}
+
+// create records a blob of size bytes for alice's device 1.
+func create(t *testing.T, s *Store, size int64) blob.Meta {
+	t.Helper()
+	now := time.Now()
+	m := blob.Meta{ID: blob.NewID(), Owner: blob.Device{Handle: "alice", ID: 1}, Size: size, Created: now, Expires: now.Add(time.Hour)}
+	if err := s.Create(testCtx(t), m, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// objectsOf returns the names of a blob's objects, as its row lists them.
+func objectsOf(t *testing.T, st storage, id string) []string {
+	t.Helper()
+	var objects []string
+	if err := st.pool.QueryRow(testCtx(t), `SELECT objects FROM blobs WHERE id = $1`, id).Scan(&objects); err != nil {
+		t.Fatal(err)
+	}
+	return objects
+}
+
 func TestConformance(t *testing.T) {
 	dsn := pgtest.Database(t)
 	cfg := s3test.Start(t)
@@ -144,9 +178,9 @@ func TestTwoNodes(t *testing.T) {
 	if got := readAll(t, a, m.ID, 12_345); !bytes.Equal(got, data[12_345:]) {
 		t.Fatalf("read on the first node: %d bytes", len(got))
 	}
-	var objects []string
-	if err := st.pool.QueryRow(ctx, `SELECT objects FROM blobs WHERE id = $1`, m.ID).Scan(&objects); err != nil || len(objects) != 6 {
-		t.Fatalf("objects of the blob: %q, %v", objects, err)
+	objects := objectsOf(t, st, m.ID)
+	if len(objects) != 6 {
+		t.Fatalf("objects of the blob: %q", objects)
 	}
 	if deleted, err := a.Claim(ctx, m.ID, bob); err != nil || !deleted {
 		t.Fatalf("claim: %v, %v", deleted, err)
@@ -163,18 +197,9 @@ func TestTwoNodes(t *testing.T) {
 // behind; the blob is busy until the lease runs out, then resumes
 // elsewhere from what was stored.
 func TestLeaseOfADeadNode(t *testing.T) {
-	dsn := pgtest.Database(t)
-	st := newStorage(t, dsn, s3test.Start(t))
-	o := opts(t)
-	o.Lease = 2 * time.Second
-	live := Open(st.pool, st.objects, nil, o)
-	t.Cleanup(func() { live.Close() })
+	live, st, _ := oneStore(t, func(o *Options) { o.Lease = 2 * time.Second })
 	ctx := testCtx(t)
-	now := time.Now()
-	m := blob.Meta{ID: blob.NewID(), Owner: blob.Device{Handle: "alice", ID: 1}, Size: 10, Created: now, Expires: now.Add(time.Hour)}
-	if err := live.Create(ctx, m, 100); err != nil {
-		t.Fatal(err)
-	}
+	m := create(t, live, 10)
 	// What a node that died holding the lease leaves in the row.
 	if _, err := st.pool.Exec(ctx, `UPDATE blobs SET busy_until = now() + interval '2 seconds', busy_token = 'dead' WHERE id = $1`, m.ID); err != nil {
 		t.Fatal(err)
@@ -200,18 +225,10 @@ func TestLeaseOfADeadNode(t *testing.T) {
 // is told it lost the blob, and deletes only its own object: the bytes of
 // the append that took over stay, and the blob finishes with them.
 func TestLostLease(t *testing.T) {
-	dsn := pgtest.Database(t)
-	st := newStorage(t, dsn, s3test.Start(t))
-	o := opts(t)
-	o.Lease = time.Minute
-	s := Open(st.pool, st.objects, nil, o)
-	t.Cleanup(func() { s.Close() })
+	s, st, _ := oneStore(t, func(o *Options) { o.Lease = time.Minute })
 	ctx := testCtx(t)
 	now := time.Now()
-	m := blob.Meta{ID: blob.NewID(), Owner: blob.Device{Handle: "alice", ID: 1}, Size: 10, Created: now, Expires: now.Add(time.Hour)}
-	if err := s.Create(ctx, m, 100); err != nil {
-		t.Fatal(err)
-	}
+	m := create(t, s, 10)
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -246,28 +263,21 @@ func TestLostLease(t *testing.T) {
 // fails, so the server answers with an error status rather than a 200
 // whose body breaks off.
 func TestOpenFailsEarly(t *testing.T) {
-	dsn := pgtest.Database(t)
-	st := newStorage(t, dsn, s3test.Start(t))
-	o := opts(t)
-	s := Open(st.pool, st.objects, nil, o)
-	t.Cleanup(func() { s.Close() })
+	s, st, o := oneStore(t, nil)
 	ctx := testCtx(t)
 	now := time.Now()
 	data := []byte("ciphertext")
 	sum := sha256.Sum256(data)
-	m := blob.Meta{ID: blob.NewID(), Owner: blob.Device{Handle: "alice", ID: 1}, Size: int64(len(data)), Created: now, Expires: now.Add(time.Hour)}
-	if err := s.Create(ctx, m, 100); err != nil {
-		t.Fatal(err)
-	}
+	m := create(t, s, int64(len(data)))
 	if _, err := s.Append(ctx, m.ID, 0, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Finish(ctx, m.ID, blob.Finish{SHA256: sum[:], Expires: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	var objects []string
-	if err := st.pool.QueryRow(ctx, `SELECT objects FROM blobs WHERE id = $1`, m.ID).Scan(&objects); err != nil || len(objects) != 1 {
-		t.Fatalf("objects %q, %v", objects, err)
+	objects := objectsOf(t, st, m.ID)
+	if len(objects) != 1 {
+		t.Fatalf("objects %q", objects)
 	}
 	if err := st.objects.Delete(ctx, o.Prefix+objects[0]); err != nil {
 		t.Fatal(err)
