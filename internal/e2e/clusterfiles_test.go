@@ -34,10 +34,7 @@ func TestClusterFiles(t *testing.T) {
 	node1 := startServer(t, "", args...)
 	alice := newDevice(t, node0, "alice1")
 	bob := newDevice(t, node1, "bob1")
-	alice.run("register", "alice")
-	bob.run("register", "bob")
-	alice.run("contacts", "add", "bob")
-	bob.run("contacts", "add", "alice")
+	introduce(alice, bob)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

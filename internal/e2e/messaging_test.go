@@ -13,13 +13,18 @@ import (
 // registerPair registers alice and bob as each other's contacts.
 func registerPair(t *testing.T, srv *server) (alice, bob *device) {
 	t.Helper()
-	alice = newDevice(t, srv, "alice1")
-	bob = newDevice(t, srv, "bob1")
+	alice, bob = newDevice(t, srv, "alice1"), newDevice(t, srv, "bob1")
+	introduce(alice, bob)
+	return alice, bob
+}
+
+// introduce registers alice and bob (each through its own server) and
+// makes each a contact of the other.
+func introduce(alice, bob *device) {
 	alice.run("register", "alice")
 	bob.run("register", "bob")
 	alice.run("contacts", "add", "bob")
 	bob.run("contacts", "add", "alice")
-	return alice, bob
 }
 
 func requireTexts(t *testing.T, who string, got []msg, want ...string) {
