@@ -186,18 +186,13 @@ func (c *Client) Get(ctx context.Context, key string, offset int64) (io.ReadClos
 
 // size returns the object's length (HeadObject).
 func (c *Client) size(ctx context.Context, key string) (int64, error) {
-	req, err := c.newRequest(ctx, http.MethodHead, key, nil)
+	resp, err := c.head(ctx, key)
+	if e := (*Error)(nil); errors.As(err, &e) {
+		return 0, notFound(e)
+	}
 	if err != nil {
 		return 0, err
 	}
-	resp, err := c.do(req, emptySHA256Hex)
-	if err != nil {
-		return 0, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return 0, notFound(c.errorOf(resp))
-	}
-	drain(resp)
 	if resp.ContentLength < 0 {
 		return 0, errors.New("s3: HEAD response without Content-Length")
 	}
@@ -286,27 +281,29 @@ func (c *Client) EnsureBucket(ctx context.Context) error {
 	case "BucketAlreadyOwnedByYou":
 		return nil
 	case "AccessDenied":
-		if c.headBucket(ctx) == nil {
+		if _, err := c.head(ctx, ""); err == nil {
 			return nil
 		}
 	}
 	return fmt.Errorf("s3: create bucket %q at %s: %w", c.bucket, c.endpoint, e)
 }
 
-func (c *Client) headBucket(ctx context.Context) error {
-	req, err := c.newRequest(ctx, http.MethodHead, "", nil)
+// head sends HEAD for key ("" is the bucket itself) and returns the
+// response, its body drained, or an *Error if the answer is not 200.
+func (c *Client) head(ctx context.Context, key string) (*http.Response, error) {
+	req, err := c.newRequest(ctx, http.MethodHead, key, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := c.do(req, emptySHA256Hex)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return c.errorOf(resp)
+		return nil, c.errorOf(resp)
 	}
 	drain(resp)
-	return nil
+	return resp, nil
 }
 
 // validKey accepts what S3 and a filesystem-backed gateway both store
