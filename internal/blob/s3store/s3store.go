@@ -189,14 +189,13 @@ func (s *Store) Create(ctx context.Context, m blob.Meta, quota int64) error {
 
 // row is a blobs row.
 type row struct {
-	info     blob.Info
-	ends     []int64
-	objects  []string // names of the segments' objects, under Options.Prefix
-	hash     []byte   // hash_state
-	busy     bool     // an append holds the lease now
-	pending  []byte   // JSON
-	claimed  []byte
-	received int64
+	info    blob.Info
+	ends    []int64
+	objects []string // names of the segments' objects, under Options.Prefix
+	hash    []byte   // hash_state
+	busy    bool     // an append holds the lease now
+	pending []byte   // JSON
+	claimed []byte
 }
 
 const rowColumns = `id, owner_handle, owner_device, size, created_ms, expires_ms, lifetime_ns,
@@ -209,7 +208,7 @@ func scanRow(r pgx.Row) (row, error) {
 		created, expires, lifetime int64
 	)
 	err := r.Scan(&x.info.ID, &x.info.Owner.Handle, &dev, &x.info.Size, &created, &expires, &lifetime,
-		&x.received, &x.ends, &x.objects, &x.hash, &x.info.Complete, &x.info.SHA256, &x.pending, &x.claimed, &x.busy)
+		&x.info.Offset, &x.ends, &x.objects, &x.hash, &x.info.Complete, &x.info.SHA256, &x.pending, &x.claimed, &x.busy)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return x, blob.ErrNotFound
 	}
@@ -220,7 +219,6 @@ func scanRow(r pgx.Row) (row, error) {
 	x.info.Created = time.UnixMilli(created)
 	x.info.Expires = time.UnixMilli(expires)
 	x.info.Lifetime = time.Duration(lifetime)
-	x.info.Offset = x.received
 	if err := json.Unmarshal(x.pending, &x.info.Pending); err != nil {
 		return x, fmt.Errorf("s3store: blob %s: pending: %w", x.info.ID, err)
 	}
@@ -289,8 +287,8 @@ func (s *Store) acquire(ctx context.Context, id string, offset int64) (*lease, r
 			return nil, cur, blob.ErrComplete
 		case cur.busy:
 			return nil, cur, blob.ErrBusy
-		case cur.received != offset:
-			return nil, cur, fmt.Errorf("%w: offset %d, current size %d", blob.ErrOffset, offset, cur.received)
+		case cur.info.Offset != offset:
+			return nil, cur, fmt.Errorf("%w: offset %d, current size %d", blob.ErrOffset, offset, cur.info.Offset)
 		}
 		return nil, cur, fmt.Errorf("%w: lost a race for the lease", blob.ErrBusy)
 	}
@@ -343,7 +341,7 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 	l, x, err := s.acquire(ctx, id, offset)
 	if err != nil {
 		if errors.Is(err, blob.ErrOffset) {
-			return x.received, err
+			return x.info.Offset, err
 		}
 		return 0, err
 	}
@@ -352,10 +350,10 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 	h := sha256.New()
 	if len(x.hash) > 0 {
 		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(x.hash); err != nil {
-			return x.received, fmt.Errorf("s3store: blob %s: hash state: %w", id, err)
+			return x.info.Offset, fmt.Errorf("s3store: blob %s: hash state: %w", id, err)
 		}
 	}
-	received := x.received
+	received := x.info.Offset
 	buf := make([]byte, 0, min(int64(s.opt.SegmentSize), x.info.Size-received+1))
 	for {
 		// Fill a segment, at most up to the declared size plus one byte
@@ -428,7 +426,7 @@ func (s *Store) putSegment(id string, l *lease, h hash.Hash, start int64, b []by
 	}
 	end := start + int64(len(b))
 	tag, err := s.pool.Exec(ctx, `
-		UPDATE blobs SET received = $3, ends = array_append(ends, $3), objects = array_append(objects, $6), hash_state = $4
+		UPDATE blobs SET ends = array_append(ends, $3), objects = array_append(objects, $6), hash_state = $4
 		WHERE id = $1 AND busy_token = $2 AND received = $5`, id, l.token, end, state, start, name)
 	if err == nil && tag.RowsAffected() == 0 {
 		// Deleted meanwhile, or the lease ran out and another append
@@ -501,8 +499,8 @@ func (s *Store) Finish(ctx context.Context, id string, f blob.Finish) (blob.Info
 		if x.busy {
 			return blob.ErrBusy
 		}
-		if x.received < x.info.Size {
-			return fmt.Errorf("%w: %d of %d bytes", blob.ErrIncomplete, x.received, x.info.Size)
+		if x.info.Offset < x.info.Size {
+			return fmt.Errorf("%w: %d of %d bytes", blob.ErrIncomplete, x.info.Offset, x.info.Size)
 		}
 		h := sha256.New()
 		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(x.hash); err != nil {

@@ -16,9 +16,11 @@ CREATE TABLE blobs (
 	created_ms    bigint NOT NULL,
 	expires_ms    bigint NOT NULL,
 	lifetime_ns   bigint NOT NULL,
-	received      bigint NOT NULL DEFAULT 0,  -- bytes stored (the next append's offset)
 	ends          bigint[] NOT NULL DEFAULT '{}',
 	objects       text[] NOT NULL DEFAULT '{}',
+	-- bytes stored (the next append's offset): the last end, kept by the
+	-- database so that it cannot disagree with ends
+	received      bigint GENERATED ALWAYS AS (COALESCE(ends[cardinality(ends)], 0)) STORED,
 	hash_state    bytea,                      -- SHA-256 state after received bytes
 	complete      boolean NOT NULL DEFAULT false,
 	sha256        bytea,
