@@ -194,8 +194,6 @@ type row struct {
 	objects []string // names of the segments' objects, under Options.Prefix
 	hash    []byte   // hash_state
 	busy    bool     // an append holds the lease now
-	pending []byte   // JSON
-	claimed []byte
 }
 
 const rowColumns = `id, owner_handle, owner_device, size, created_ms, expires_ms, lifetime_ns,
@@ -206,9 +204,10 @@ func scanRow(r pgx.Row) (row, error) {
 		x                          row
 		dev                        int64
 		created, expires, lifetime int64
+		pending, claimed           []byte // JSON
 	)
 	err := r.Scan(&x.info.ID, &x.info.Owner.Handle, &dev, &x.info.Size, &created, &expires, &lifetime,
-		&x.info.Offset, &x.ends, &x.objects, &x.hash, &x.info.Complete, &x.info.SHA256, &x.pending, &x.claimed, &x.busy)
+		&x.info.Offset, &x.ends, &x.objects, &x.hash, &x.info.Complete, &x.info.SHA256, &pending, &claimed, &x.busy)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return x, blob.ErrNotFound
 	}
@@ -219,10 +218,10 @@ func scanRow(r pgx.Row) (row, error) {
 	x.info.Created = time.UnixMilli(created)
 	x.info.Expires = time.UnixMilli(expires)
 	x.info.Lifetime = time.Duration(lifetime)
-	if err := json.Unmarshal(x.pending, &x.info.Pending); err != nil {
+	if err := json.Unmarshal(pending, &x.info.Pending); err != nil {
 		return x, fmt.Errorf("s3store: blob %s: pending: %w", x.info.ID, err)
 	}
-	if err := json.Unmarshal(x.claimed, &x.info.Claimed); err != nil {
+	if err := json.Unmarshal(claimed, &x.info.Claimed); err != nil {
 		return x, fmt.Errorf("s3store: blob %s: claimed: %w", x.info.ID, err)
 	}
 	if !x.info.Complete {
