@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/parleychat/parley/internal/config"
 	"github.com/parleychat/parley/internal/fanout/natsbus"
 	"github.com/parleychat/parley/internal/store"
@@ -60,3 +62,13 @@ func openBus(ctx context.Context, cfg config.Config, logger *slog.Logger) (Bus, 
 }
 
 var _ Bus = (*natsbus.Bus)(nil)
+
+// pgPool returns the PostgreSQL pool behind st when st is pgstore, for the
+// stores that keep their tables beside it (s3store, pgbackups).
+func pgPool(st store.Store) (*pgxpool.Pool, bool) {
+	db, ok := st.(interface{ Pool() *pgxpool.Pool })
+	if !ok {
+		return nil, false
+	}
+	return db.Pool(), true
+}

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/parleychat/parley/internal/api"
 	"github.com/parleychat/parley/internal/blob"
 	"github.com/parleychat/parley/internal/blob/diskstore"
@@ -50,16 +48,6 @@ func openBlobStore(cfg config.Config, st store.Store, logger *slog.Logger) (blob
 			"through one node cannot be downloaded through another; set blob_s3")
 	}
 	return bs, nil
-}
-
-// pgPool returns the PostgreSQL pool behind st when st is pgstore, for the
-// stores that keep their tables beside it (s3store, pgbackups).
-func pgPool(st store.Store) (*pgxpool.Pool, bool) {
-	db, ok := st.(interface{ Pool() *pgxpool.Pool })
-	if !ok {
-		return nil, false
-	}
-	return db.Pool(), true
 }
 
 // s3ObjectPrefix is where s3store keeps its objects in the bucket.
