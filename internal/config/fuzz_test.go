@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -25,6 +26,28 @@ func FuzzConfigFile(f *testing.F) {
 		}
 		if again := d.JSON(); !bytes.Equal(again, out) {
 			t.Fatalf("printing is not stable:\n%s\n%s", out, again)
+		}
+	})
+}
+
+// FuzzSplitBlobS3: any blob_s3 value is refused or split, never a panic,
+// and a split one joins back into a value that splits the same way.
+func FuzzSplitBlobS3(f *testing.F) {
+	for _, s := range []string{"https://s3.eu-west-1.amazonaws.com/parley-files", "http://127.0.0.1:7070/b",
+		"https://s3.example", "https://k:s@h/b", "https://h/a/b", "s3://b", "https:///b", "https://h/b?x#y", "%"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		endpoint, bucket, err := SplitBlobS3(v)
+		if err != nil {
+			return
+		}
+		if bucket == "" || strings.Contains(bucket, "/") {
+			t.Fatalf("%q split into bucket %q", v, bucket)
+		}
+		e2, b2, err := SplitBlobS3(endpoint + "/" + bucket)
+		if err != nil || e2 != endpoint || b2 != bucket {
+			t.Fatalf("%q -> %q %q, which splits into %q %q, %v", v, endpoint, bucket, e2, b2, err)
 		}
 	})
 }
