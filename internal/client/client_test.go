@@ -80,12 +80,8 @@ func TestRegister(t *testing.T) {
 
 func TestSendReceiveBothWays(t *testing.T) {
 	srv := newServer(t)
-	alice := register(t, srv.URL, "alice")
-	bob := register(t, srv.URL, "bob")
+	alice, bob := aliceAndBob(t, srv.URL)
 	ctx := testCtx(t)
-	if err := bob.AddContact(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
 
 	m := send(t, alice, "bob", "hello bob")
 	if m.Status != StatusSent || !m.Outgoing || m.From != "alice" || m.Peer != "bob" || len(m.ID) != 32 {
@@ -226,11 +222,7 @@ func TestSimultaneousSessions(t *testing.T) {
 func TestConcurrentSendsWhileRunning(t *testing.T) {
 	srv := newServer(t)
 	ctx := testCtx(t)
-	alice := register(t, srv.URL, "alice")
-	bob := register(t, srv.URL, "bob")
-	if err := bob.AddContact(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
+	alice, bob := aliceAndBob(t, srv.URL)
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	events := make(chan Event, 1000)

@@ -18,11 +18,7 @@ import (
 func TestRedeliveredEnvelopeShownOnce(t *testing.T) {
 	srv := newServer(t)
 	ctx := testCtx(t)
-	alice := register(t, srv.URL, "alice")
-	bob := register(t, srv.URL, "bob")
-	if err := bob.AddContact(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
+	alice, bob := aliceAndBob(t, srv.URL)
 	m := send(t, alice, "bob", "once only")
 
 	lost := errors.New("connection lost before the ack")

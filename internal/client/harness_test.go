@@ -115,6 +115,17 @@ func register(t testing.TB, url, handle string) *Client {
 	return c
 }
 
+// aliceAndBob registers alice and bob, bob with alice as a contact (so
+// that her messages reach him as a conversation, not a request).
+func aliceAndBob(t testing.TB, url string) (alice, bob *Client) {
+	t.Helper()
+	alice, bob = register(t, url, "alice"), register(t, url, "bob")
+	if err := bob.AddContact(testCtx(t), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	return alice, bob
+}
+
 // syncAll runs one Sync (wait 0) and returns its events, failing the test
 // on an error.
 func syncAll(t testing.TB, c *Client) []Event {

@@ -79,11 +79,7 @@ func runConnected(t *testing.T, ctx context.Context, c *Client) (stop func() err
 func TestSendsUseTheDeliveryConnection(t *testing.T) {
 	srv := newServer(t)
 	ctx := testCtx(t)
-	alice := register(t, srv.URL, "alice")
-	bob := register(t, srv.URL, "bob")
-	if err := bob.AddContact(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
+	alice, bob := aliceAndBob(t, srv.URL)
 	send(t, alice, "bob", "by post") // no connection: POST
 	ws0, post0 := sendsByRoute(t, srv.URL)
 	if ws0 != 0 || post0 != 1 {
