@@ -89,10 +89,22 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, errShuttingDown)
 		return
 	}
+	// The device's newest connection replaces its older one. It takes its
+	// place before the upgrade is answered: a client that has seen its
+	// connection accepted and then opens another (a second process on the
+	// same home) must find the first one replaced, not the other way round.
+	ref := deviceRef{c.handle, c.device}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	me := &wsConn{cancel: cancel}
+	if old := s.conns.add(ref, me); old != nil {
+		old.cancel(errReplaced)
+	}
 	sb := &smallBuffers{ResponseWriter: w}
 	w.Header().Set(api.HeaderFeatures, api.FeatureSend)
 	conn, err := websocket.Accept(sb, r, nil)
 	if err != nil {
+		s.conns.remove(ref, me)
+		cancel(nil)
 		s.wsWG.Done()
 		return // Accept has answered the request
 	}
@@ -104,21 +116,17 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	dataNext := sb.dataNext()
 	go func() {
 		defer s.wsWG.Done()
-		s.deliver(conn, dataNext, c)
+		s.deliver(ctx, me, conn, dataNext, c)
 	}()
 }
 
-// deliver runs one device's delivery connection until it ends. dataNext
-// reports whether another data frame has arrived already (smallBuffers).
-func (s *Server) deliver(conn *websocket.Conn, dataNext func() bool, c caller) {
+// deliver runs one device's delivery connection, registered as me, until
+// it ends or ctx (me's) is cancelled. dataNext reports whether another
+// data frame has arrived already (smallBuffers).
+func (s *Server) deliver(ctx context.Context, me *wsConn, conn *websocket.Conn, dataNext func() bool, c caller) {
 	log := s.log.With("handle", c.handle, "device", c.device)
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
+	defer me.cancel(nil)
 	ref := deviceRef{c.handle, c.device}
-	me := &wsConn{cancel: cancel}
-	if old := s.conns.add(ref, me); old != nil {
-		old.cancel(errReplaced)
-	}
 	defer s.conns.remove(ref, me)
 	s.metrics.WebSockets.Inc()
 	defer s.metrics.WebSockets.Dec()
@@ -138,7 +146,7 @@ func (s *Server) deliver(conn *websocket.Conn, dataNext func() bool, c caller) {
 	// directly), each bounded by WriteTimeout (wswriter.go).
 	fw := newFrameWriter(conn, s.cfg.WriteTimeout)
 	wg.Go(func() { readErr <- s.readFrames(ctx, conn, fw, dataNext, c, acks) })
-	stopPing, pingDone := s.keepalive(conn, cancel)
+	stopPing, pingDone := s.keepalive(conn, me.cancel)
 
 	code, reason := s.deliveryLoop(ctx, fw, c, wakeups{mail, devs}, acks, readErr)
 	log.Debug("delivery connection ends", "code", code, "reason", reason)
@@ -148,7 +156,7 @@ func (s *Server) deliver(conn *websocket.Conn, dataNext func() bool, c caller) {
 	} else {
 		conn.Close(code, reason)
 	}
-	cancel(nil)
+	me.cancel(nil)
 	wg.Wait()
 	fw.stop()
 	pingDone()
