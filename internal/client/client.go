@@ -68,6 +68,16 @@ type Client struct {
 
 	// testHook, if set, runs at named points of receiving (tests only).
 	testHook func(point string) error
+	// testNow, if set, is the clock of prekey rotation (tests only).
+	testNow func() time.Time
+}
+
+// now is the time prekey rotation goes by.
+func (c *Client) now() time.Time {
+	if c.testNow != nil {
+		return c.testNow()
+	}
+	return time.Now()
 }
 
 // Open opens the device's home (creating it) and its database. It does not

@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/mlkem"
+	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/parleychat/parley/internal/api"
 	"github.com/parleychat/parley/internal/client/clientdb"
@@ -104,7 +107,7 @@ func (c *Client) topUpPrekeys(ctx context.Context) error {
 		n2 = prekeyBatch - counts.OneTimePQ
 	}
 	if n1 == 0 && n2 == 0 {
-		return nil
+		return c.rotateSignedPrekeys(ctx, me)
 	}
 	var first uint32
 	if err := c.db.Update(ctx, func(tx *clientdb.Tx) error {
@@ -131,7 +134,156 @@ func (c *Client) topUpPrekeys(ctx context.Context) error {
 		return err
 	}
 	c.log.Info("uploaded one-time prekeys", "x25519", n1, "mlkem", n2)
-	return nil
+	return c.rotateSignedPrekeys(ctx, me)
+}
+
+// Rotation of the signed prekey and of the last-resort ML-KEM prekey, as
+// Signal does it. They are not used up as one-time prekeys are, so a
+// device makes a new pair signedPrekeyRotation after it published the
+// current one, and publishes it in its place (the server keeps one of each
+// kind per device). A replaced pair stays on the device for
+// signedPrekeyGrace after its successor was published, so that a first
+// message sent from a bundle fetched before the rotation, and queued
+// since, still decrypts; then it is deleted, so that someone who later
+// seizes the device cannot decrypt recorded first messages older than
+// that (docs/PROTOCOL-crypto.md §4).
+const (
+	signedPrekeyRotation = 2 * 24 * time.Hour
+	signedPrekeyGrace    = 30 * 24 * time.Hour
+	// prekeyCheck is how often a device that stays connected tops up its
+	// one-time prekeys and checks whether to rotate.
+	prekeyCheck = time.Hour
+)
+
+// settingSignedPublished holds the id of the newest signed prekey the
+// server is known to have. Unset on a device from before rotation: its
+// newest signed prekey is the one it registered or linked with.
+//
+// A published pair's Created is the time it was published (restamped
+// when the upload succeeded); an unpublished one's, the time it was made.
+const settingSignedPublished = "signed_prekey_published"
+
+// rotateSignedPrekeys makes and publishes a new signed prekey and
+// last-resort PQ prekey when the published ones are signedPrekeyRotation
+// old, publishes the newest pair again if its upload failed before, and
+// deletes the pairs replaced more than signedPrekeyGrace ago (also when
+// the upload fails: deleting old keys needs no server).
+func (c *Client) rotateSignedPrekeys(ctx context.Context, me self) error {
+	var signed, lastResort []*clientdb.Prekey
+	var published uint32
+	err := c.db.Update(ctx, func(tx *clientdb.Tx) error {
+		var err error
+		if signed, err = tx.PrekeysOfKind(identity.PrekeySigned); err != nil {
+			return err
+		}
+		if lastResort, err = tx.PrekeysOfKind(identity.PrekeyPQLastResort); err != nil {
+			return err
+		}
+		if len(signed) == 0 || len(lastResort) == 0 {
+			return errors.New("no signed or last-resort prekey stored")
+		}
+		newest := signed[len(signed)-1]
+		v, err := tx.Setting(settingSignedPublished, "")
+		if err != nil {
+			return err
+		}
+		if published = newest.ID; v != "" {
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil {
+				return fmt.Errorf("setting %s: %w", settingSignedPublished, err)
+			}
+			published = uint32(n)
+		}
+		if published != newest.ID || c.now().Sub(newest.Created) < signedPrekeyRotation {
+			return nil // not due, or the newest still waits for its upload
+		}
+		first, err := tx.AllocPrekeyIDs(2)
+		if err != nil {
+			return err
+		}
+		for i, kind := range []byte{identity.PrekeySigned, identity.PrekeyPQLastResort} {
+			p, err := pqxdh.GeneratePrekey(me.deviceKey, kind, first+uint32(i))
+			if err != nil {
+				return err
+			}
+			k := &clientdb.Prekey{ID: p.ID, Kind: p.Kind, Private: p.Private, Public: p.Public, Signature: p.Signature, Created: c.now()}
+			if err := tx.PutPrekey(k); err != nil {
+				return err
+			}
+			if kind == identity.PrekeySigned {
+				signed = append(signed, k)
+			} else {
+				lastResort = append(lastResort, k)
+			}
+		}
+		// Recorded explicitly, since unset would now mean the new one.
+		return tx.PutSetting(settingSignedPublished, strconv.FormatUint(uint64(published), 10))
+	})
+	if err != nil {
+		return fmt.Errorf("client: rotating the signed prekey: %w", err)
+	}
+	newS, newL := signed[len(signed)-1], lastResort[len(lastResort)-1]
+	var uploadErr error
+	if published != newS.ID {
+		up := api.Prekeys{
+			SignedPrekey: &api.SignedPrekey{ID: newS.ID, Public: newS.Public, Signature: newS.Signature},
+			LastResortPQ: &api.SignedPrekey{ID: newL.ID, Public: newL.Public, Signature: newL.Signature},
+		}
+		uploadErr = c.call(ctx, http.MethodPost, api.PathKeys, up, nil, true)
+		if uploadErr == nil {
+			newS.Created, newL.Created = c.now(), c.now()
+			if err := c.db.Update(ctx, func(tx *clientdb.Tx) error {
+				if err := tx.PutPrekey(newS); err != nil {
+					return err
+				}
+				if err := tx.PutPrekey(newL); err != nil {
+					return err
+				}
+				return tx.PutSetting(settingSignedPublished, strconv.FormatUint(uint64(newS.ID), 10))
+			}); err != nil {
+				return fmt.Errorf("client: %w", err)
+			}
+			published = newS.ID
+			c.log.Info("rotated the signed prekey", "id", newS.ID)
+		}
+	}
+	if err := c.deleteReplacedPrekeys(ctx, published, signed, lastResort); err != nil {
+		return err
+	}
+	return uploadErr // the next check uploads it again
+}
+
+// deleteReplacedPrekeys deletes the signed and last-resort prekeys (each
+// list oldest first) whose successor was published signedPrekeyGrace ago:
+// the successor is published (not newer than the published signed prekey)
+// and its Created, the time it was published, is that old.
+func (c *Client) deleteReplacedPrekeys(ctx context.Context, published uint32, lists ...[]*clientdb.Prekey) error {
+	var publishedAt time.Time
+	for _, k := range lists[0] {
+		if k.ID == published {
+			publishedAt = k.Created
+		}
+	}
+	var expired []uint32
+	for _, ks := range lists {
+		for i := 0; i+1 < len(ks); i++ {
+			next := ks[i+1].Created
+			if !next.After(publishedAt) && c.now().Sub(next) >= signedPrekeyGrace {
+				expired = append(expired, ks[i].ID)
+			}
+		}
+	}
+	if len(expired) == 0 {
+		return nil
+	}
+	return c.db.Update(ctx, func(tx *clientdb.Tx) error {
+		for _, id := range expired {
+			if err := tx.DeletePrekey(id); err != nil {
+				return fmt.Errorf("client: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 // txPrekeys looks up this device's private prekeys inside a receive

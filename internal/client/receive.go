@@ -136,11 +136,8 @@ func (c *Client) stream(ctx context.Context, fn func(Event), live bool, wait tim
 	if err != nil {
 		return err
 	}
-	if err := c.topUpPrekeys(ctx); err != nil {
-		if errors.Is(err, ErrDeviceRemoved) {
-			return err
-		}
-		c.log.Warn("prekey top-up failed", "err", err)
+	if err := c.maintainPrekeys(ctx); err != nil {
+		return err
 	}
 	if err := c.flushOutbox(ctx); err != nil {
 		if errors.Is(err, ErrDeviceRemoved) {
@@ -208,6 +205,9 @@ func (c *Client) stream(ctx context.Context, fn func(Event), live bool, wait tim
 
 	drained := false
 	var timer <-chan time.Time
+	// A device that stays connected tops up and rotates its prekeys too.
+	maintain := time.NewTicker(prekeyCheck)
+	defer maintain.Stop()
 	deliverPending := func() {
 		for _, ev := range c.takePending() {
 			fn(ev)
@@ -221,6 +221,10 @@ func (c *Client) stream(ctx context.Context, fn func(Event), live bool, wait tim
 			return ctx.Err()
 		case <-c.wake:
 			continue
+		case <-maintain.C:
+			if err := c.maintainPrekeys(ctx); err != nil {
+				return err
+			}
 		case err := <-pingErr:
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -294,6 +298,19 @@ func (c *Client) stream(ctx context.Context, fn func(Event), live bool, wait tim
 			}
 		}
 	}
+}
+
+// maintainPrekeys tops up and rotates this device's prekeys. A failure is
+// logged and tried again later, except that the device was removed.
+func (c *Client) maintainPrekeys(ctx context.Context) error {
+	err := c.topUpPrekeys(ctx)
+	if errors.Is(err, ErrDeviceRemoved) {
+		return err
+	}
+	if err != nil {
+		c.log.Warn("prekey top-up or rotation failed", "err", err)
+	}
+	return nil
 }
 
 // finishSync sends what receiving queued (receipts) before Sync returns.

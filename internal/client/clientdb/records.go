@@ -112,29 +112,36 @@ type Prekey struct {
 	Private   []byte
 	Public    []byte
 	Signature []byte
+	Created   time.Time // when it was made (millisecond precision); PutPrekey stores now if zero
 }
 
 // PutPrekey stores a private prekey.
 func (tx *Tx) PutPrekey(p *Prekey) error {
+	created := p.Created
+	if created.IsZero() {
+		created = time.Now()
+	}
 	_, err := tx.q.ExecContext(tx.ctx, `INSERT OR REPLACE INTO prekeys (id, kind, private, public, signature, created) VALUES (?, ?, ?, ?, ?, ?)`,
-		p.ID, p.Kind, p.Private, p.Public, p.Signature, ms(time.Now()))
+		p.ID, p.Kind, p.Private, p.Public, p.Signature, ms(created))
 	return wrap("put prekey", err)
 }
 
 // Prekey returns the prekey with id, or ErrNotFound.
 func (tx *Tx) Prekey(id uint32) (*Prekey, error) {
 	p := Prekey{ID: id}
-	err := tx.q.QueryRowContext(tx.ctx, `SELECT kind, private, public, signature FROM prekeys WHERE id = ?`, id).
-		Scan(&p.Kind, &p.Private, &p.Public, &p.Signature)
+	var created int64
+	err := tx.q.QueryRowContext(tx.ctx, `SELECT kind, private, public, signature, created FROM prekeys WHERE id = ?`, id).
+		Scan(&p.Kind, &p.Private, &p.Public, &p.Signature, &created)
 	if err != nil {
 		return nil, wrap("prekey", err)
 	}
+	p.Created = fromMS(created)
 	return &p, nil
 }
 
 // PrekeysOfKind returns every prekey of kind, oldest first.
 func (tx *Tx) PrekeysOfKind(kind byte) ([]*Prekey, error) {
-	rows, err := tx.q.QueryContext(tx.ctx, `SELECT id, kind, private, public, signature FROM prekeys WHERE kind = ? ORDER BY created, id`, kind)
+	rows, err := tx.q.QueryContext(tx.ctx, `SELECT id, kind, private, public, signature, created FROM prekeys WHERE kind = ? ORDER BY created, id`, kind)
 	if err != nil {
 		return nil, wrap("prekeys", err)
 	}
@@ -142,9 +149,11 @@ func (tx *Tx) PrekeysOfKind(kind byte) ([]*Prekey, error) {
 	var out []*Prekey
 	for rows.Next() {
 		var p Prekey
-		if err := rows.Scan(&p.ID, &p.Kind, &p.Private, &p.Public, &p.Signature); err != nil {
+		var created int64
+		if err := rows.Scan(&p.ID, &p.Kind, &p.Private, &p.Public, &p.Signature, &created); err != nil {
 			return nil, wrap("prekeys", err)
 		}
+		p.Created = fromMS(created)
 		out = append(out, &p)
 	}
 	return out, wrap("prekeys", rows.Err())
