@@ -197,6 +197,7 @@ func cmdSync(ctx context.Context, a *app, args []string) error {
 		err = c.Sync(ctx, *wait, fn)
 		if err == nil && ctx.Err() == nil && !*noDownload {
 			dl.once(ctx)
+			err = dl.result()
 		}
 	}
 	if ctx.Err() != nil {

@@ -262,6 +262,8 @@ type downloader struct {
 	bar  *progressBar
 	wake chan struct{}
 	done chan struct{}
+	// failed counts the files not saved (under mu).
+	failed int
 }
 
 func (a *app) newDownloader(c *client.Client, mu *sync.Mutex) *downloader {
@@ -306,13 +308,31 @@ func (d *downloader) once(ctx context.Context) {
 		d.bar.done()
 		d.mu.Lock()
 		defer d.mu.Unlock()
+		if r.Err != nil {
+			d.failed++
+		}
 		d.a.printDownload(r)
 	})
 	if err != nil && ctx.Err() == nil {
 		d.mu.Lock()
+		d.failed++
 		d.a.warn("downloading files: %s", d.a.sentence(err))
 		d.mu.Unlock()
 	}
+}
+
+// result is the error a sync ends with when files were not saved: the
+// messages are received, but a script must learn that a file is missing.
+func (d *downloader) result() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch d.failed {
+	case 0:
+		return nil
+	case 1:
+		return errors.New("the messages were received, but a file was not saved (said above)")
+	}
+	return fmt.Errorf("the messages were received, but %d files were not saved (said above)", d.failed)
 }
 
 // jsonDownload is a download's outcome in --json output.

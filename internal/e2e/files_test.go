@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -512,12 +513,22 @@ func TestTamperedFileRejected(t *testing.T) {
 	f.WriteAt(b[:], at)
 	f.Close()
 
-	ls := fileLines(t, bob.run("sync"))
+	// The sync receives the message, says which file was not saved and
+	// exits 1, so a script learns of it; the next sync has nothing to do.
+	out, errOut, err := bob.try("sync")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(errOut, "a file was not saved") {
+		t.Fatalf("bob's sync with an altered file: %v, stderr %q; want exit 1 saying a file was not saved", err, errOut)
+	}
+	ls := fileLines(t, out)
 	failed := ofType(ls, "download_failed")
 	if len(failed) != 1 || failed[0].ID != id || !strings.Contains(failed[0].Detail, "integrity check") || len(ofType(ls, "download")) != 0 {
 		t.Fatalf("bob's sync printed %+v", ls)
 	}
-	_, errOut, err := bob.try("download", id)
+	if ls := fileLines(t, bob.run("sync")); len(ls) != 0 {
+		t.Fatalf("bob's next sync printed %+v", ls)
+	}
+	_, errOut, err = bob.try("download", id)
 	if err == nil || !strings.Contains(errOut, "the file failed its integrity check: it was altered on the server or on the way, so nothing was saved") {
 		t.Fatalf("download of the altered file: %v, %q", err, errOut)
 	}
