@@ -68,6 +68,7 @@ func cmdRegister(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("register")
 	name := fs.String("name", "", "device `NAME` (default: parley on HOSTNAME)")
 	pinStdin := fs.Bool("pin-stdin", false, "set a PIN read from standard input (pin.go)")
+	invite := fs.String("invite", "", "the server operator's invite `CODE`, where registration is by invitation")
 	pos, err := parse(fs, "register", args, -1)
 	if err != nil {
 		return err
@@ -84,7 +85,7 @@ func cmdRegister(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer c.Close()
-	if err := c.Register(ctx, handle); err != nil {
+	if err := c.RegisterInvited(ctx, handle, *invite); err != nil {
 		return err
 	}
 	if err := a.result(jsonResult{Command: "register", Handle: c.Handle(), Device: c.DeviceID()},

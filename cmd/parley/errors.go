@@ -45,6 +45,10 @@ func (a *app) sentence(err error) string {
 		return fmt.Sprintf("there is no account %s on this server", who)
 	case errors.Is(err, client.ErrHandleTaken):
 		return fmt.Sprintf("the handle %s is already taken; choose another", who)
+	case errors.Is(err, client.ErrInviteRequired):
+		return "this server registers accounts by invitation only: ask its operator for an invite code, then run 'parley register --invite CODE HANDLE'"
+	case errors.Is(err, client.ErrInviteInvalid):
+		return fmt.Sprintf("the server did not take that invite code: it is unknown, expired, used up, or made for another handle than %s", who)
 	case errors.Is(err, client.ErrRateLimited):
 		return "the server is limiting how fast this device may do that; wait a minute and try again"
 	case errors.Is(err, client.ErrKeyChanged):

@@ -4,6 +4,8 @@
 //	parleyd config defaults       print the built-in configuration as JSON
 //	parleyd config show [flags]   print the effective configuration as JSON
 //	parleyd realm-key [flags]     print the realm token public key (creating the key), for the realms' --issuer-key
+//	parleyd invite create|list|revoke [flags]
+//	                              invites for --registration invite (parleyd invite -h)
 //	parleyd version               print the version
 //
 // Configuration comes from defaults, a JSON file (--config or
@@ -44,6 +46,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return configCmd(args[1:], stdout, stderr, getenv)
 		case "realm-key":
 			return realmKeyCmd(args[1:], stdout, stderr, getenv)
+		case "invite":
+			return inviteCmd(ctx, args[1:], stdout, stderr, getenv)
 		}
 	}
 	cfg, err := config.Load(args, getenv, stderr)

@@ -56,6 +56,8 @@ const (
 	CodeUnauthorized     = "unauthorized"      // 401
 	CodeChallengeExpired = "challenge_expired" // 401
 	CodeForbidden        = "forbidden"         // 403
+	CodeInviteRequired   = "invite_required"   // 403: registration needs an invite here
+	CodeInviteInvalid    = "invite_invalid"    // 403: unknown, expired, used up or for another handle
 	CodeNotFound         = "not_found"         // 404
 	CodeHandleTaken      = "handle_taken"      // 409
 	CodeDeviceMismatch   = "device_mismatch"   // 409
@@ -73,6 +75,9 @@ const (
 type Health struct {
 	Status  string `json:"status"` // "ok"
 	Version string `json:"version"`
+	// Registration is who may register: "open" (anyone) or "invite"
+	// (with an invite's code in RegisterRequest.Invite).
+	Registration string `json:"registration"`
 }
 
 // Prekeys is a device's upload of public prekeys. Every signature is made
@@ -112,6 +117,9 @@ type RegisterRequest struct {
 	DeviceList  []byte  `json:"device_list"`  // signed device list, version 1, one device
 	DeviceID    uint32  `json:"device_id"`
 	Prekeys     Prekeys `json:"prekeys"` // must include signed_prekey and last_resort_pq
+	// Invite is the code of an invite, needed on a server whose
+	// registration is "invite" (GET /healthz says which); ignored otherwise.
+	Invite string `json:"invite,omitempty"`
 }
 
 // RegisterResponse answers a registration.

@@ -10,6 +10,8 @@ var httpStatus = map[string]int{
 	CodeUnauthorized:     http.StatusUnauthorized,
 	CodeChallengeExpired: http.StatusUnauthorized,
 	CodeForbidden:        http.StatusForbidden,
+	CodeInviteRequired:   http.StatusForbidden,
+	CodeInviteInvalid:    http.StatusForbidden,
 	CodeNotFound:         http.StatusNotFound,
 	CodeHandleTaken:      http.StatusConflict,
 	CodeDeviceMismatch:   http.StatusConflict,

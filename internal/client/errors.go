@@ -17,6 +17,8 @@ var (
 	ErrInvalidHandle     = errors.New("client: a handle is 3 to 32 characters of a-z, 0-9 and _")
 	ErrUnknownHandle     = errors.New("client: no account has this handle")
 	ErrHandleTaken       = errors.New("client: this handle is already taken")
+	ErrInviteRequired    = errors.New("client: this server registers accounts by invitation only; an invite code is needed")
+	ErrInviteInvalid     = errors.New("client: the invite code is unknown, expired, used up, or for another handle")
 	ErrRateLimited       = errors.New("client: the server is rate limiting this request; try again later")
 	ErrKeyChanged        = errors.New("client: the contact's safety number changed; compare it again and mark it verified before sending")
 	ErrBlocked           = errors.New("client: this handle is blocked; unblock it first")
@@ -64,6 +66,10 @@ func (e *APIError) Is(target error) bool {
 	switch target {
 	case ErrHandleTaken:
 		return e.Code == api.CodeHandleTaken
+	case ErrInviteRequired:
+		return e.Code == api.CodeInviteRequired
+	case ErrInviteInvalid:
+		return e.Code == api.CodeInviteInvalid
 	case ErrRateLimited:
 		return e.Code == api.CodeRateLimited || e.Status == http.StatusTooManyRequests
 	case ErrInvalidHandle:

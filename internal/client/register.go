@@ -19,6 +19,13 @@ import (
 // Register creates the account handle with this device as its first
 // device, on Options.Server.
 func (c *Client) Register(ctx context.Context, handle string) error {
+	return c.RegisterInvited(ctx, handle, "")
+}
+
+// RegisterInvited is Register with an invite code, for a server that
+// registers by invitation (ErrInviteRequired without one, ErrInviteInvalid
+// for a code it does not take); a server open to all ignores the code.
+func (c *Client) RegisterInvited(ctx context.Context, handle, invite string) error {
 	if c.Registered() {
 		return ErrAlreadyRegistered
 	}
@@ -54,6 +61,7 @@ func (c *Client) Register(ctx context.Context, handle string) error {
 		DeviceList:  signed,
 		DeviceID:    id,
 		Prekeys:     uploadForm(prekeys),
+		Invite:      invite,
 	}
 	var resp api.RegisterResponse
 	if err := c.call(ctx, http.MethodPost, api.PathAccounts, req, &resp, false); err != nil {

@@ -48,6 +48,7 @@ type Config struct {
 	ChallengeTTL time.Duration `json:"challenge_ttl" flag:"challenge-ttl" usage:"lifetime of an auth challenge"`
 	LinkTTL      time.Duration `json:"link_ttl" flag:"link-ttl" usage:"lifetime of a device-linking session"`
 
+	Registration  string  `json:"registration" flag:"registration" usage:"who may register: open (anyone) or invite (with a code from 'parleyd invite create')"`
 	RegisterRate  float64 `json:"register_rate" flag:"register-rate" usage:"registrations per minute per client address"`
 	RegisterBurst int     `json:"register_burst" flag:"register-burst" usage:"registration burst per client address"`
 	BundleRate    float64 `json:"bundle_rate" flag:"bundle-rate" usage:"prekey bundle fetches per minute per account"`
@@ -114,6 +115,7 @@ func Defaults() Config {
 		TokenTTL:         24 * time.Hour,
 		ChallengeTTL:     60 * time.Second,
 		LinkTTL:          10 * time.Minute,
+		Registration:     "open",
 		RegisterRate:     5,
 		RegisterBurst:    10,
 		BundleRate:       120,
@@ -438,6 +440,11 @@ func (c Config) Validate() error {
 	}
 	if c.PollInterval != 0 && (c.PollInterval < 100*time.Millisecond || c.PollInterval > time.Hour) {
 		return bad("poll_interval %s is outside 100ms..1h (or 0s: never)", c.PollInterval)
+	}
+	switch c.Registration {
+	case "open", "invite":
+	default:
+		return bad("registration %q is not open or invite", c.Registration)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

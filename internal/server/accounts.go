@@ -58,13 +58,23 @@ func (s *Server) register(ctx context.Context, req *api.RegisterRequest) error {
 	if err != nil {
 		return err
 	}
+	var invite []byte
+	if s.cfg.Registration == registrationInvite {
+		if req.Invite == "" {
+			return errorf(api.CodeInviteRequired, "This server registers accounts by invitation: ask its operator for an invite code.")
+		}
+		invite = InviteHash(req.Invite)
+	}
 	now := time.Now()
 	err = s.store.CreateAccount(ctx,
-		store.Account{Handle: handle, IdentityKey: req.IdentityKey, Created: now},
+		store.Account{Handle: handle, IdentityKey: req.IdentityKey, Created: now, Invite: invite},
 		store.DeviceList{Signed: req.DeviceList, Version: list.Version, Devices: storeDevices(handle, list, nil)},
 		p)
-	if errors.Is(err, store.ErrHandleTaken) {
+	switch {
+	case errors.Is(err, store.ErrHandleTaken):
 		return errorf(api.CodeHandleTaken, "The handle @%s is taken.", handle)
+	case errors.Is(err, store.ErrInviteInvalid):
+		return errorf(api.CodeInviteInvalid, "The invite code is unknown, expired, used up, or for another handle.")
 	}
 	return err
 }

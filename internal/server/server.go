@@ -474,5 +474,5 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.CodeUnavailable, "The server is shutting down.")
 		return
 	}
-	writeJSON(w, api.Health{Status: "ok", Version: Version()})
+	writeJSON(w, api.Health{Status: "ok", Version: Version(), Registration: s.cfg.Registration})
 }

@@ -25,6 +25,9 @@ var (
 	// ErrInvalidHandle is returned by NormaliseHandle and by CreateAccount
 	// for a handle that is not 3 to 32 characters of a-z, 0-9 and '_'.
 	ErrInvalidHandle = errors.New("store: invalid handle")
+	// ErrInviteInvalid is CreateAccount's answer to an invite that is
+	// unknown, expired, used up, or for another handle.
+	ErrInviteInvalid = errors.New("store: invite unknown, expired, used up or for another handle")
 )
 
 // Handle lengths, in characters (every handle character is one byte).
@@ -73,6 +76,21 @@ type Account struct {
 	Handle      string
 	IdentityKey []byte // Ed25519 public key
 	Created     time.Time
+	// Invite is read by CreateAccount only: the Hash of an invite to use
+	// for this account, or nil when none is needed. Lookups leave it nil.
+	Invite []byte
+}
+
+// Invite lets accounts register on a server that asks for one
+// (registration "invite"): operators make them, each good for Uses
+// accounts until Expires, for any handle or for one. The code a person
+// types is never stored, only its SHA-256.
+type Invite struct {
+	Hash    []byte    // SHA-256 of the code: 32 bytes, unique
+	Handle  string    // "": any handle; else only this one (stored in normalised form)
+	Uses    int       // accounts it may still create: at least 1
+	Expires time.Time // zero: never
+	Created time.Time
 }
 
 // Device is a current device of an account, as the server needs it: the
@@ -161,6 +179,12 @@ type Store interface {
 	// The prekeys belong to l.Devices[0]; l must name at least one device
 	// (an error otherwise), each id once (ErrDeviceExists otherwise).
 	// ErrInvalidHandle if a.Handle is not a valid handle.
+	//
+	// With a.Invite set, the invite of that hash is used in the same
+	// transaction: it must exist, be live (now < Expires, or no Expires)
+	// and have no Handle or a.Handle's; its Uses drops by one, and at zero
+	// it is deleted. ErrInviteInvalid otherwise. On any error nothing is
+	// stored and the invite keeps its uses.
 	CreateAccount(ctx context.Context, a Account, l DeviceList, p Prekeys) error
 	// Account returns the account with handle, or ErrNotFound.
 	Account(ctx context.Context, handle string) (Account, error)
@@ -246,7 +270,17 @@ type Store interface {
 	// ErrNotFound.
 	FetchLinkResult(ctx context.Context, id string) (Link, error)
 
-	// Expire deletes tokens, challenges and link sessions with
+	// CreateInvite stores an invite. Its Handle is normalised
+	// (ErrInvalidHandle if invalid); an error if Hash is not 32 bytes, Uses
+	// is below 1, or an invite with that Hash exists. A zero Created is set
+	// to the store's clock.
+	CreateInvite(ctx context.Context, inv Invite) error
+	// Invites returns every stored invite, oldest first.
+	Invites(ctx context.Context) ([]Invite, error)
+	// DeleteInvite deletes the invite with hash (ErrNotFound if none).
+	DeleteInvite(ctx context.Context, hash []byte) error
+
+	// Expire deletes tokens, challenges, link sessions and invites with
 	// expires <= now, deletes queued envelopes whose Expires is set and
 	// <= now (freeing their room in the queue), and forgets message ids
 	// stored more than DedupWindow before now.

@@ -27,6 +27,15 @@ func (db *DB) CreateAccount(ctx context.Context, a store.Account, l store.Device
 	}
 	created := orNow(a.Created)
 	err = db.tx(ctx, func(tx pgx.Tx) error {
+		// The invite before the handle: without a good invite the answer
+		// is ErrInviteInvalid, taken handle or not. A later failure rolls
+		// the use back with the rest. (Every transaction takes at most one
+		// invite's row lock before the account's key: no lock cycle.)
+		if a.Invite != nil {
+			if err := useInvite(ctx, tx, a.Invite, h, time.Now()); err != nil { // invites.go
+				return err
+			}
+		}
 		tag, err := tx.Exec(ctx, `INSERT INTO accounts (handle, identity_key, created, device_list, device_list_version)
 			VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
 			h, nonNil(a.IdentityKey), created, nonNil(l.Signed), int64(l.Version))
@@ -300,15 +309,16 @@ func (db *DB) TakeChallenge(ctx context.Context, challenge []byte) (string, uint
 // that no transaction holds many row locks for long.
 const expireBatch = 1000
 
-// Expire implements store.Store: tokens, challenges and links first, then
-// message ids in batches. Several nodes may expire at once: a batch skips
-// the rows another node is deleting.
+// Expire implements store.Store: tokens, challenges, links and invites
+// first, then message ids in batches. Several nodes may expire at once: a
+// batch skips the rows another node is deleting.
 func (db *DB) Expire(ctx context.Context, now time.Time) error {
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		b.Queue(`DELETE FROM tokens WHERE expires <= $1`, now)
 		b.Queue(`DELETE FROM challenges WHERE expires <= $1`, now)
 		b.Queue(`DELETE FROM links WHERE expires <= $1`, now)
+		b.Queue(`DELETE FROM invites WHERE expires <= $1`, now)
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {

@@ -34,6 +34,14 @@ func (db *DB) CreateAccount(ctx context.Context, a store.Account, l store.Device
 	}
 	created := orNow(a.Created)
 	err = db.write(ctx, func(tx *txn) error {
+		// The invite before the handle: without a good invite the answer
+		// is ErrInviteInvalid, taken handle or not. A later failure rolls
+		// the use back with the rest.
+		if a.Invite != nil {
+			if err := useInvite(ctx, tx, a.Invite, h, time.Now()); err != nil { // invites.go
+				return err
+			}
+		}
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM accounts WHERE handle = ?`, h).Scan(&n); err != nil {
 			return err
@@ -253,8 +261,8 @@ func (db *DB) TokenDevice(ctx context.Context, tokenHash []byte) (string, uint32
 // that senders get the writer in between.
 const expireBatch = 1000
 
-// Expire implements store.Store: tokens, challenges and links first, then
-// message ids in batches.
+// Expire implements store.Store: tokens, challenges, links and invites
+// first, then message ids in batches.
 func (db *DB) Expire(ctx context.Context, now time.Time) error {
 	t := micros(now)
 	defer db.cache.tokensExpired() // expired at now, which may be ahead of the clock
@@ -265,7 +273,10 @@ func (db *DB) Expire(ctx context.Context, now time.Time) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM challenges WHERE expires <= ?`, t); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM links WHERE expires <= ?`, t)
+		if _, err := tx.ExecContext(ctx, `DELETE FROM links WHERE expires <= ?`, t); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM invites WHERE expires IS NOT NULL AND expires <= ?`, t)
 		return err
 	})
 	if err != nil {

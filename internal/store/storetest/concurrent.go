@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/parleychat/parley/internal/store"
 )
@@ -79,5 +80,47 @@ func (s *suite) testEnqueueConcurrentFailures(t *testing.T) {
 		if want(i) != nil {
 			e.enqueue(message("alice", 1, ids[i], to{"bob", 1}, to{"bob", 2}))
 		}
+	}
+}
+
+// testInviteConcurrent registers n handles at once with one invite good
+// for k < n accounts: exactly k succeed, the others get ErrInviteInvalid
+// and leave no account, and the used-up invite is gone. A backend that
+// commits concurrent writes together must not hand the last use out
+// twice, nor lose a use to a refused registration.
+func (s *suite) testInviteConcurrent(t *testing.T) {
+	e := s.env(t)
+	const n, k = 24, 7
+	inv := e.invite("", k, time.Time{})
+	errs := make([]error, n)
+	handle := func(i int) string { return fmt.Sprintf("user_%02d", i) }
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = e.register(handle(i), inv.Hash)
+		})
+	}
+	close(start)
+	wg.Wait()
+	ok := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+			_, err := e.s.Account(e.ctx, handle(i))
+			noErr(t, "Account of a registration that succeeded", err)
+		case errors.Is(err, store.ErrInviteInvalid):
+			e.noAccount("after a refused registration", handle(i))
+		default:
+			t.Fatalf("CreateAccount %s: %v", handle(i), err)
+		}
+	}
+	if ok != k {
+		t.Fatalf("%d registrations succeeded with an invite of %d uses", ok, k)
+	}
+	if _, listed := e.inviteUses(inv.Hash); listed {
+		t.Fatal("the used-up invite is still listed")
 	}
 }

@@ -97,6 +97,16 @@ func RunOptions(t *testing.T, open func(t *testing.T) store.Store, o Options) {
 		{"Expire/Dedup", s.testExpireDedup},
 		{"Expire/Challenges", s.testExpireChallenges},
 		{"Expire/Envelopes", s.testExpireEnvelopes},
+		{"Expire/Invites", s.testExpireInvites},
+		{"Invite/CreateAndList", s.testInviteCreateAndList},
+		{"Invite/CreateErrors", s.testInviteCreateErrors},
+		{"Invite/Unknown", s.testInviteUnknown},
+		{"Invite/Uses", s.testInviteUses},
+		{"Invite/Handle", s.testInviteHandle},
+		{"Invite/Expired", s.testInviteExpired},
+		{"Invite/HandleTaken", s.testInviteHandleTaken},
+		{"Invite/Delete", s.testInviteDelete},
+		{"Invite/Concurrent", s.testInviteConcurrent}, // concurrent.go
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, tc.fn)
@@ -1536,4 +1546,249 @@ func (s *suite) testExpireEnvelopes(t *testing.T) {
 	for range s.opt.MaxQueue {
 		e.enqueue(message("alice", 1, messageID(), to{"bob", 2}))
 	}
+}
+
+// Invites.
+
+// invite stores an invite with a fresh hash, created at e.now.
+func (e *env) invite(handle string, uses int, expires time.Time) store.Invite {
+	e.t.Helper()
+	inv := store.Invite{Hash: random(32), Handle: handle, Uses: uses, Expires: expires, Created: e.now}
+	if err := e.s.CreateInvite(e.ctx, inv); err != nil {
+		e.t.Fatalf("CreateInvite(%q, %d uses): %v", handle, uses, err)
+	}
+	return inv
+}
+
+// register is CreateAccount of a one-device account with an invite
+// (nil: none), as the account tests build them.
+func (e *env) register(handle string, invite []byte) error {
+	a := store.Account{Handle: handle, IdentityKey: random(32), Created: e.now, Invite: invite}
+	l := store.DeviceList{Signed: random(10), Version: 1, Devices: []store.Device{device(1, e.now)}}
+	return e.s.CreateAccount(e.ctx, a, l, prekeys(1, 1))
+}
+
+// inviteUses returns the uses left on the invite with hash, and false if
+// Invites does not list it.
+func (e *env) inviteUses(hash []byte) (int, bool) {
+	e.t.Helper()
+	invs, err := e.s.Invites(e.ctx)
+	if err != nil {
+		e.t.Fatalf("Invites: %v", err)
+	}
+	for _, inv := range invs {
+		if bytes.Equal(inv.Hash, hash) {
+			return inv.Uses, true
+		}
+	}
+	return 0, false
+}
+
+// wantUses fails unless the invite with hash is listed with uses left.
+func (e *env) wantUses(what string, hash []byte, uses int) {
+	e.t.Helper()
+	if n, ok := e.inviteUses(hash); !ok || n != uses {
+		e.t.Fatalf("%s: invite listed %v with %d uses, want %d uses", what, ok, n, uses)
+	}
+}
+
+// noAccount fails unless handle has no account.
+func (e *env) noAccount(what, handle string) {
+	e.t.Helper()
+	_, err := e.s.Account(e.ctx, handle)
+	wantErr(e.t, what+": Account("+handle+")", err, store.ErrNotFound)
+	_, err = e.s.DeviceList(e.ctx, handle)
+	wantErr(e.t, what+": DeviceList("+handle+")", err, store.ErrNotFound)
+}
+
+func sameInvite(t *testing.T, i int, got, want store.Invite) {
+	t.Helper()
+	if !bytes.Equal(got.Hash, want.Hash) || got.Handle != want.Handle || got.Uses != want.Uses ||
+		!got.Expires.Equal(want.Expires) || got.Expires.IsZero() != want.Expires.IsZero() || !got.Created.Equal(want.Created) {
+		t.Fatalf("invite %d: got %+v, want %+v", i, got, want)
+	}
+}
+
+func (s *suite) testInviteCreateAndList(t *testing.T) {
+	e := s.env(t)
+	invs, err := e.s.Invites(e.ctx)
+	noErr(t, "Invites of an empty store", err)
+	if len(invs) != 0 {
+		t.Fatalf("Invites of an empty store: %d", len(invs))
+	}
+	// The newer one is created first: Invites orders by Created.
+	newer := store.Invite{Hash: random(32), Uses: 5, Created: e.now.Add(-time.Minute)}
+	older := store.Invite{Hash: random(32), Handle: "Alice", Uses: 2, Expires: e.now.Add(time.Hour), Created: e.now.Add(-time.Hour)}
+	noErr(t, "CreateInvite for any handle", e.s.CreateInvite(e.ctx, newer))
+	noErr(t, "CreateInvite for Alice", e.s.CreateInvite(e.ctx, older))
+	invs, err = e.s.Invites(e.ctx)
+	noErr(t, "Invites", err)
+	if len(invs) != 2 {
+		t.Fatalf("Invites: %d, want 2", len(invs))
+	}
+	older.Handle = "alice" // stored normalised
+	sameInvite(t, 0, invs[0], older)
+	sameInvite(t, 1, invs[1], newer)
+
+	// A zero Created is the store's clock.
+	before := time.Now().Add(-time.Second)
+	dflt := store.Invite{Hash: random(32), Uses: 1}
+	noErr(t, "CreateInvite with a zero Created", e.s.CreateInvite(e.ctx, dflt))
+	after := time.Now().Add(time.Second)
+	invs, err = e.s.Invites(e.ctx)
+	noErr(t, "Invites", err)
+	if len(invs) != 3 || !bytes.Equal(invs[2].Hash, dflt.Hash) {
+		t.Fatalf("Invites: %d, or the newest is not last", len(invs))
+	}
+	if c := invs[2].Created; c.Before(before) || c.After(after) {
+		t.Fatalf("zero Created became %v, not the store's clock", c)
+	}
+}
+
+func (s *suite) testInviteCreateErrors(t *testing.T) {
+	e := s.env(t)
+	good := e.invite("", 3, time.Time{})
+	for _, n := range []int{0, 16, 31, 33, 64} {
+		inv := store.Invite{Hash: random(n), Uses: 1, Created: e.now}
+		if err := e.s.CreateInvite(e.ctx, inv); err == nil {
+			t.Fatalf("CreateInvite with a %d-byte hash: no error", n)
+		}
+	}
+	if err := e.s.CreateInvite(e.ctx, store.Invite{Uses: 1, Created: e.now}); err == nil {
+		t.Fatal("CreateInvite with a nil hash: no error")
+	}
+	for _, uses := range []int{0, -1} {
+		if err := e.s.CreateInvite(e.ctx, store.Invite{Hash: random(32), Uses: uses, Created: e.now}); err == nil {
+			t.Fatalf("CreateInvite with %d uses: no error", uses)
+		}
+	}
+	dup := store.Invite{Hash: good.Hash, Handle: "bob", Uses: 9, Created: e.now.Add(time.Second)}
+	if err := e.s.CreateInvite(e.ctx, dup); err == nil {
+		t.Fatal("CreateInvite with an existing hash: no error")
+	}
+	for _, h := range []string{"ab", "@alice", "al ice", "ålice"} {
+		inv := store.Invite{Hash: random(32), Handle: h, Uses: 1, Created: e.now}
+		wantErr(t, fmt.Sprintf("CreateInvite for %q", h), e.s.CreateInvite(e.ctx, inv), store.ErrInvalidHandle)
+	}
+	// Only the first invite is stored, unchanged.
+	invs, err := e.s.Invites(e.ctx)
+	noErr(t, "Invites", err)
+	if len(invs) != 1 {
+		t.Fatalf("Invites: %d, want 1", len(invs))
+	}
+	sameInvite(t, 0, invs[0], good)
+}
+
+func (s *suite) testInviteUnknown(t *testing.T) {
+	e := s.env(t)
+	e.invite("", 1, time.Time{})
+	for _, hash := range [][]byte{random(32), random(5), {}} {
+		wantErr(t, "CreateAccount with an unknown invite", e.register("alice", hash), store.ErrInviteInvalid)
+		e.noAccount("after an unknown invite", "alice")
+	}
+}
+
+func (s *suite) testInviteUses(t *testing.T) {
+	e := s.env(t)
+	inv := e.invite("", 2, e.now.Add(time.Hour))
+	other := e.invite("", 1, time.Time{})
+	noErr(t, "CreateAccount with the invite", e.register("alice", inv.Hash))
+	e.wantUses("after the first use", inv.Hash, 1)
+	noErr(t, "CreateAccount with the invite's last use", e.register("bob", inv.Hash))
+	if _, ok := e.inviteUses(inv.Hash); ok {
+		t.Fatal("a used-up invite is still listed")
+	}
+	wantErr(t, "CreateAccount with a used-up invite", e.register("carol", inv.Hash), store.ErrInviteInvalid)
+	e.noAccount("after a used-up invite", "carol")
+	for _, h := range []string{"alice", "bob"} {
+		_, err := e.s.Account(e.ctx, h)
+		noErr(t, "Account "+h, err)
+	}
+	// Without an invite, CreateAccount works as before, and uses none.
+	noErr(t, "CreateAccount without an invite", e.register("dave", nil))
+	e.account("erin", 1, 2)
+	e.wantUses("after registrations without an invite", other.Hash, 1)
+}
+
+func (s *suite) testInviteHandle(t *testing.T) {
+	e := s.env(t)
+	inv := e.invite("Alice", 2, time.Time{})
+	wantErr(t, "CreateAccount bob with alice's invite", e.register("bob", inv.Hash), store.ErrInviteInvalid)
+	e.noAccount("after another handle's invite", "bob")
+	e.wantUses("after it was refused", inv.Hash, 2)
+	noErr(t, "CreateAccount ALICE with alice's invite", e.register("ALICE", inv.Hash))
+	_, err := e.s.Account(e.ctx, "alice")
+	noErr(t, "Account alice", err)
+	e.wantUses("after alice used it", inv.Hash, 1)
+}
+
+func (s *suite) testInviteExpired(t *testing.T) {
+	e := s.env(t)
+	inv := e.invite("", 3, e.now.Add(-time.Minute))
+	wantErr(t, "CreateAccount with an expired invite", e.register("alice", inv.Hash), store.ErrInviteInvalid)
+	e.noAccount("after an expired invite", "alice")
+	e.wantUses("after it was refused", inv.Hash, 3) // listed until Expire deletes it
+}
+
+func (s *suite) testInviteHandleTaken(t *testing.T) {
+	e := s.env(t)
+	e.account("alice", 1)
+	inv := e.invite("", 1, time.Time{})
+	for _, h := range []string{"alice", "ALICE"} {
+		wantErr(t, "CreateAccount of a taken handle with an invite", e.register(h, inv.Hash), store.ErrHandleTaken)
+		e.wantUses("after a taken handle", inv.Hash, 1)
+	}
+	// Any other failure keeps the use too.
+	a := store.Account{Handle: "bob", IdentityKey: random(32), Created: e.now, Invite: inv.Hash}
+	twice := store.DeviceList{Signed: random(10), Version: 1, Devices: []store.Device{device(4, e.now), device(4, e.now)}}
+	wantErr(t, "CreateAccount with an id twice and an invite", e.s.CreateAccount(e.ctx, a, twice, prekeys(1, 1)), store.ErrDeviceExists)
+	wantErr(t, "CreateAccount of an invalid handle with an invite", e.register("b@b", inv.Hash), store.ErrInvalidHandle)
+	e.wantUses("after refused creations", inv.Hash, 1)
+	e.noAccount("after refused creations", "bob")
+	noErr(t, "CreateAccount bob with the invite", e.register("bob", inv.Hash))
+}
+
+func (s *suite) testInviteDelete(t *testing.T) {
+	e := s.env(t)
+	inv := e.invite("", 2, time.Time{})
+	keep := e.invite("", 1, time.Time{})
+	noErr(t, "DeleteInvite", e.s.DeleteInvite(e.ctx, inv.Hash))
+	if _, ok := e.inviteUses(inv.Hash); ok {
+		t.Fatal("a deleted invite is still listed")
+	}
+	wantErr(t, "DeleteInvite again", e.s.DeleteInvite(e.ctx, inv.Hash), store.ErrNotFound)
+	wantErr(t, "DeleteInvite of an unknown hash", e.s.DeleteInvite(e.ctx, random(32)), store.ErrNotFound)
+	wantErr(t, "CreateAccount with a deleted invite", e.register("alice", inv.Hash), store.ErrInviteInvalid)
+	e.wantUses("the other invite", keep.Hash, 1)
+}
+
+func (s *suite) testExpireInvites(t *testing.T) {
+	e := s.env(t)
+	never := e.invite("", 1, time.Time{})
+	soon := e.invite("", 1, e.now.Add(time.Hour))
+	later := e.invite("", 1, e.now.Add(3*time.Hour))
+	listed := func() (n int) {
+		for _, inv := range []store.Invite{never, soon, later} {
+			if _, ok := e.inviteUses(inv.Hash); ok {
+				n++
+			}
+		}
+		return n
+	}
+	noErr(t, "Expire", e.s.Expire(e.ctx, e.now))
+	if n := listed(); n != 3 {
+		t.Fatalf("after an early Expire %d invites are listed, want 3", n)
+	}
+	// Expire exactly at the first one's time: expires <= now goes.
+	noErr(t, "Expire", e.s.Expire(e.ctx, e.now.Add(time.Hour)))
+	if _, ok := e.inviteUses(soon.Hash); ok {
+		t.Fatal("an invite with expires == now survived Expire")
+	}
+	e.wantUses("a later invite after Expire", later.Hash, 1)
+	e.wantUses("an invite without expiry after Expire", never.Hash, 1)
+	noErr(t, "Expire", e.s.Expire(e.ctx, e.now.Add(100*365*24*time.Hour)))
+	if _, ok := e.inviteUses(later.Hash); ok {
+		t.Fatal("an expired invite survived Expire")
+	}
+	e.wantUses("an invite without expiry after a far Expire", never.Hash, 1)
 }
