@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -63,13 +62,9 @@ func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		fmt.Fprintf(stderr, "parleyd invite: %v\n", err)
 		return 2
 	}
-	cfg, err := config.Load(rest, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "parleyd:", err)
-		return 2
+	cfg, code, ok := loadConfig(rest, getenv, stderr)
+	if !ok {
+		return code
 	}
 	if cfg.LogLevel == config.Defaults().LogLevel {
 		cfg.LogLevel = "warn" // a command's output, not a server's log

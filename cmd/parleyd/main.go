@@ -50,13 +50,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return inviteCmd(ctx, args[1:], stdout, stderr, getenv)
 		}
 	}
-	cfg, err := config.Load(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "parleyd:", err)
-		return 2
+	cfg, code, ok := loadConfig(args, getenv, stderr)
+	if !ok {
+		return code
 	}
 	logger := cfg.Logger(stderr)
 	srv, err := server.New(cfg, logger)
@@ -69,6 +65,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return 1
 	}
 	return 0
+}
+
+// loadConfig is config.Load for a command: ok is false when the command
+// ends there, with code (0 after -h, 2 after a bad setting, said on
+// stderr).
+func loadConfig(args []string, getenv func(string) (string, bool), stderr io.Writer) (cfg config.Config, code int, ok bool) {
+	cfg, err := config.Load(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return cfg, 0, false
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "parleyd:", err)
+		return cfg, 2, false
+	}
+	return cfg, 0, true
 }
 
 func configCmd(args []string, stdout, stderr io.Writer, getenv func(string) (string, bool)) int {
@@ -86,13 +97,9 @@ func configCmd(args []string, stdout, stderr io.Writer, getenv func(string) (str
 		stdout.Write(config.Defaults().JSON())
 		return 0
 	case "show":
-		cfg, err := config.Load(args[1:], getenv, stderr)
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		if err != nil {
-			fmt.Fprintln(stderr, "parleyd:", err)
-			return 2
+		cfg, code, ok := loadConfig(args[1:], getenv, stderr)
+		if !ok {
+			return code
 		}
 		stdout.Write(cfg.JSON())
 		return 0

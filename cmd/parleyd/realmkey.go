@@ -3,12 +3,9 @@ package main
 import (
 	"crypto/ed25519"
 	"encoding/base64"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 
-	"github.com/parleychat/parley/internal/config"
 	"github.com/parleychat/parley/internal/server"
 )
 
@@ -16,13 +13,9 @@ import (
 // file (realm_token_key_file, default <data_dir>/realm-token.key) if
 // needed: what every PIN-backup realm is started with as --issuer-key.
 func realmKeyCmd(args []string, stdout, stderr io.Writer, getenv func(string) (string, bool)) int {
-	cfg, err := config.Load(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "parleyd:", err)
-		return 2
+	cfg, code, ok := loadConfig(args, getenv, stderr)
+	if !ok {
+		return code
 	}
 	key, err := server.LoadRealmTokenKey(cfg)
 	if err != nil {

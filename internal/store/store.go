@@ -9,7 +9,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -161,6 +163,26 @@ type Link struct {
 	Sealed     []byte // set once by the creator when completing
 	DeviceList []byte
 	Fetched    bool // the result was handed to the new device
+}
+
+// CheckInvite is what every backend's CreateInvite checks first: inv with
+// its Handle normalised, or an error if Hash is not 32 bytes or Uses is
+// below 1, or ErrInvalidHandle.
+func CheckInvite(inv Invite) (Invite, error) {
+	if len(inv.Hash) != sha256.Size {
+		return inv, fmt.Errorf("store: an invite's hash has %d bytes, not %d", len(inv.Hash), sha256.Size)
+	}
+	if inv.Uses < 1 {
+		return inv, fmt.Errorf("store: an invite with %d uses, not at least 1", inv.Uses)
+	}
+	if inv.Handle != "" {
+		h, err := NormaliseHandle(inv.Handle)
+		if err != nil {
+			return inv, fmt.Errorf("store: an invite for %q: %w", inv.Handle, err)
+		}
+		inv.Handle = h
+	}
+	return inv, nil
 }
 
 // Store is the contract. Every method is safe for concurrent use. Methods

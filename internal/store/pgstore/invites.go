@@ -11,24 +11,13 @@ import (
 	"github.com/parleychat/parley/internal/store"
 )
 
-// inviteHashLen is the length of an invite's hash (SHA-256).
-const inviteHashLen = 32
-
 // CreateInvite implements store.Store.
 func (db *DB) CreateInvite(ctx context.Context, inv store.Invite) error {
-	if len(inv.Hash) != inviteHashLen {
-		return fmt.Errorf("pgstore: create invite: hash of %d bytes, want %d", len(inv.Hash), inviteHashLen)
+	inv, err := store.CheckInvite(inv)
+	if err != nil {
+		return fmt.Errorf("pgstore: create invite: %w", err)
 	}
-	if inv.Uses < 1 {
-		return fmt.Errorf("pgstore: create invite: %d uses, want at least 1", inv.Uses)
-	}
-	h := ""
-	if inv.Handle != "" {
-		var err error
-		if h, err = store.NormaliseHandle(inv.Handle); err != nil {
-			return fmt.Errorf("pgstore: create invite for %q: %w", inv.Handle, err)
-		}
-	}
+	h := inv.Handle
 	var expires *time.Time // NULL: never
 	if !inv.Expires.IsZero() {
 		expires = &inv.Expires

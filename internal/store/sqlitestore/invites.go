@@ -10,26 +10,15 @@ import (
 	"github.com/parleychat/parley/internal/store"
 )
 
-// inviteHashLen is the length of an invite's hash (SHA-256).
-const inviteHashLen = 32
-
 // CreateInvite implements store.Store.
 func (db *DB) CreateInvite(ctx context.Context, inv store.Invite) error {
-	if len(inv.Hash) != inviteHashLen {
-		return fmt.Errorf("sqlitestore: create invite: hash of %d bytes, want %d", len(inv.Hash), inviteHashLen)
+	inv, err := store.CheckInvite(inv)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: create invite: %w", err)
 	}
-	if inv.Uses < 1 {
-		return fmt.Errorf("sqlitestore: create invite: %d uses, want at least 1", inv.Uses)
-	}
-	h := ""
-	if inv.Handle != "" {
-		var err error
-		if h, err = store.NormaliseHandle(inv.Handle); err != nil {
-			return fmt.Errorf("sqlitestore: create invite for %q: %w", inv.Handle, err)
-		}
-	}
+	h := inv.Handle
 	created := orNow(inv.Created)
-	err := db.write(ctx, func(tx *txn) error {
+	err = db.write(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO invites (hash, handle, uses, expires, created) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT DO NOTHING`, inv.Hash, h, int64(inv.Uses), expiresMicros(inv.Expires), micros(created))
 		if err != nil {
