@@ -67,7 +67,7 @@ func commandList() []*command {
 			summary: "send a message (TEXT from stdin if omitted) or a file",
 			detail:  sendDetail, run: cmdSend},
 		{name: "sync", args: "[--wait DURATION] [--follow] [--no-download]", summary: "receive pending messages and print them",
-			detail: "Flags:\n  --wait DURATION   keep receiving for DURATION after the backlog (e.g. 30s)\n  --follow          keep receiving until interrupted\n  --no-download     leave files on the server ('parley download ID' fetches one)\nMessages are acknowledged to the server only after they are stored here.\nFiles from contacts are downloaded into the home's downloads folder; if one cannot be saved, sync says so and exits 1.",
+			detail: "Flags:\n  --wait DURATION   keep receiving for DURATION after the backlog (e.g. 30s)\n  --follow          keep receiving until interrupted\n  --no-download     leave files on the server ('parley download ID' fetches one)\nMessages are acknowledged to the server only after they are stored here.\nFiles from contacts are downloaded into the home's downloads folder; if one cannot be saved, sync says so\n(and, without --follow, exits 1 at the end).",
 			run:    cmdSync},
 		{name: "history", args: "HANDLE [--limit N]", summary: "show a conversation and mark it read", detail: "Flags:\n  --limit N   show the last N messages (default 50)",
 			run: cmdHistory},
