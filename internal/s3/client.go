@@ -1,7 +1,7 @@
 // Package s3 is a small client for one bucket of an S3-compatible object
 // store (AWS S3, MinIO, Garage, SeaweedFS, Versity Gateway): put, get from
-// an offset, delete, and create the bucket. parleyd keeps the encrypted file
-// blobs of a cluster there.
+// an offset, delete, list a prefix (list.go), and create the bucket.
+// parleyd keeps the encrypted file blobs of a cluster there.
 //
 // Requests are path-style (endpoint/bucket/key) and signed with AWS
 // Signature Version 4 (sigv4.go), the payload's SHA-256 included. The

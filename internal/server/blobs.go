@@ -559,3 +559,60 @@ func (s *Server) expireBlobs(now time.Time) {
 		s.log.Info("expired blobs deleted", "count", n)
 	}
 }
+
+// The orphan sweep of a blob store in S3 (s3store.Store.Sweep).
+const (
+	// orphanSweepFirst is when a node first sweeps after it starts, so a
+	// node that restarts more often than hourly still sweeps.
+	orphanSweepFirst = time.Minute
+	// orphanSweepEvery is how often it sweeps then.
+	orphanSweepEvery = time.Hour
+	// orphanGrace is how old an unrecorded object must be to be deleted:
+	// far above the few minutes an append may take from writing an object
+	// to recording it, so an append in flight loses nothing.
+	orphanGrace = time.Hour
+)
+
+// orphanSweeper is a blob store that can delete its orphaned objects: an
+// s3store, which the server has when blob_s3 is set.
+type orphanSweeper interface {
+	Sweep(ctx context.Context, cutoff time.Time) (int, error)
+}
+
+// orphanSweepLoop sweeps the blob store's orphaned objects until shutdown,
+// if the store has them (blob_s3). Every node of a cluster sweeps the same
+// bucket; that is harmless, as a sweep deletes only objects no row records
+// and deleting a deleted object is not an error, so there is no lock.
+func (s *Server) orphanSweepLoop() {
+	sw, ok := s.blobs.(orphanSweeper)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.shutdown:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	t := time.NewTimer(orphanSweepFirst)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			sctx, scancel := context.WithTimeout(ctx, orphanSweepEvery)
+			n, err := sw.Sweep(sctx, now.Add(-orphanGrace))
+			scancel()
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("sweeping orphaned blob objects", "deleted", n, "err", err)
+			} else if err == nil {
+				s.log.Info("orphaned blob objects swept", "deleted", n)
+			}
+			t.Reset(orphanSweepEvery)
+		}
+	}
+}

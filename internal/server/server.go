@@ -379,8 +379,15 @@ func (s *Server) closeStore() error {
 	return nil
 }
 
-// expireLoop deletes expired tokens, links and challenges until shutdown.
+// expireLoop deletes expired tokens, links and challenges until shutdown,
+// and runs the blob store's orphan sweep beside it (orphanSweepLoop).
 func (s *Server) expireLoop() {
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		s.orphanSweepLoop()
+	}()
+	defer func() { <-sweepDone }()
 	t := time.NewTicker(s.cfg.ExpireInterval)
 	defer t.Stop()
 	for {

@@ -21,9 +21,10 @@
 // refused with blob.ErrBusy on every node, and a node that dies mid-append
 // blocks the blob only until the lease runs out. Objects whose row is gone
 // (a delete racing an append, a node dying between its PUT and its UPDATE)
-// are deleted where they are noticed; a bucket lifecycle rule that deletes
-// objects older than the longest blob lifetime is the backstop
-// (docs/OPERATIONS.md).
+// are deleted where they are noticed; Sweep, which parleyd runs hourly,
+// deletes those that were not (sweep.go), and a bucket lifecycle rule that
+// deletes objects older than the longest blob lifetime is an optional
+// belt-and-braces (docs/OPERATIONS.md).
 package s3store
 
 import (
@@ -45,6 +46,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/parleychat/parley/internal/blob"
+	"github.com/parleychat/parley/internal/s3"
 )
 
 // Objects is what the store needs of a bucket; *s3.Client provides it.
@@ -55,6 +57,8 @@ type Objects interface {
 	Get(ctx context.Context, key string, offset int64) (io.ReadCloser, error)
 	// Delete removes key; a missing key is not an error.
 	Delete(ctx context.Context, key string) error
+	// List returns a page of the keys under a prefix (Sweep uses it).
+	List(ctx context.Context, o s3.ListOptions) (s3.ListPage, error)
 }
 
 // Defaults of Options.
@@ -84,6 +88,8 @@ type Store struct {
 	mu     sync.Mutex
 	closed bool
 	ops    sync.WaitGroup
+
+	listKeys int // keys per List page in Sweep; 0 is the service's most (tests lower it)
 }
 
 var _ blob.Store = (*Store)(nil)
@@ -399,13 +405,25 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 	}
 }
 
+// tagLen is how many characters of an append's lease token name its
+// objects.
+const tagLen = 8
+
+// objectName is the name, under Options.Prefix, of the object that holds
+// the segment of blob id starting at start, written by the append whose
+// lease token is token: <id>/<start as 16 hex digits>.<token[:tagLen]>.
+// parseObjectName (sweep.go) reads it back.
+func objectName(id string, start int64, token string) string {
+	return fmt.Sprintf("%s/%016x.%s", id, start, token[:tagLen])
+}
+
 // putSegment writes one segment and records it in the row, under the
 // lease. It uses its own context: once bytes arrived, the client leaving
 // must not lose them.
 func (s *Store) putSegment(id string, l *lease, h hash.Hash, start int64, b []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	name := fmt.Sprintf("%s/%016x.%s", id, start, l.token[:8])
+	name := objectName(id, start, l.token)
 	key := s.opt.Prefix + name
 	// Hash the segment while it travels (the other core is otherwise idle
 	// while Put signs and sends it).
@@ -444,13 +462,13 @@ func (s *Store) putSegment(id string, l *lease, h hash.Hash, start int64, b []by
 }
 
 // deleteObjects removes objects whose row is gone; a failure only leaves
-// garbage for the bucket's lifecycle rule.
+// garbage for Sweep.
 func (s *Store) deleteObjects(keys ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, k := range keys {
 		if err := s.obj.Delete(ctx, k); err != nil {
-			s.log.Warn("s3store: deleting an object (the bucket's lifecycle rule will)", "key", k, "err", err)
+			s.log.Warn("s3store: deleting an object (the orphan sweep will)", "key", k, "err", err)
 		}
 	}
 }
