@@ -241,6 +241,8 @@ func (a *app) printEvent(e client.Event) {
 		a.warn("ignored a message from @%s that was delivered twice (%s)", e.Peer, e.Detail)
 	case "disconnected":
 		a.warn("lost the connection to the server (%s); reconnecting", e.Detail)
+	case "history":
+		a.println("Imported %d messages of history from your device %d.", e.Count, e.Device)
 	case "call", "missed_call":
 		a.printCallSignal(e)
 	}
@@ -539,6 +541,7 @@ func cmdLink(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("link")
 	timeout := fs.Duration("timeout", 10*time.Minute, "with new: wait at most `DURATION` for the new device")
 	name := fs.String("name", "", "with CODE: this device's `NAME` (default: parley on HOSTNAME)")
+	noHistory := fs.Bool("no-history", false, "with new: do not send the conversations on this device to the new one")
 	pos, err := parse(fs, "link", args, -1)
 	if err != nil {
 		return err
@@ -553,7 +556,7 @@ func cmdLink(ctx context.Context, a *app, args []string) error {
 		if *timeout <= 0 {
 			return usagef("link", "--timeout must be positive")
 		}
-		return linkNew(ctx, a, *timeout)
+		return linkNew(ctx, a, *timeout, *noHistory)
 	}
 	code := strings.Join(pos, " ")
 	if *name == "" {
@@ -574,7 +577,7 @@ func cmdLink(ctx context.Context, a *app, args []string) error {
 		"Linked: this is device %d of @%s.", c.DeviceID(), c.Handle())
 }
 
-func linkNew(ctx context.Context, a *app, timeout time.Duration) error {
+func linkNew(ctx context.Context, a *app, timeout time.Duration, noHistory bool) error {
 	c, err := a.openRegistered(ctx)
 	if err != nil {
 		return err
@@ -583,7 +586,15 @@ func linkNew(ctx context.Context, a *app, timeout time.Duration) error {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var showErr error
-	d, err := c.LinkNew(wctx, func(code string) {
+	history := -1 // messages of history sent; -1: none
+	var historyErr error
+	o := client.LinkOptions{NoHistory: noHistory, History: func(n int, err error) {
+		history, historyErr = n, err
+		if err == nil && !a.json {
+			a.println("Sent the %d messages on this device to the new one.", n)
+		}
+	}}
+	d, err := c.LinkNewWith(wctx, func(code string) {
 		if a.json {
 			showErr = a.printJSON(struct {
 				Code string `json:"code"`
@@ -598,7 +609,7 @@ func linkNew(ctx context.Context, a *app, timeout time.Duration) error {
 		}
 		a.println("On the new device run: parley link %s", code)
 		a.println("Waiting up to %s for it…", timeout)
-	})
+	}, o)
 	if showErr != nil {
 		return showErr
 	}
@@ -609,7 +620,17 @@ func linkNew(ctx context.Context, a *app, timeout time.Duration) error {
 		return err
 	}
 	if a.json {
-		return a.printJSON(toJSONDevice(d))
+		j := jsonLinked{jsonDevice: toJSONDevice(d)}
+		if history >= 0 && historyErr == nil {
+			j.History = &history
+		}
+		if historyErr != nil {
+			j.HistoryError = a.sentence(historyErr)
+		}
+		return a.printJSON(j)
+	}
+	if historyErr != nil {
+		a.warn("the conversations on this device were not sent to the new one: %s", a.sentence(historyErr))
 	}
 	a.println("Linked device %d (%s) to @%s.", d.ID, d.Name, c.Handle())
 	return nil

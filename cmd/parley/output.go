@@ -68,6 +68,7 @@ type jsonEvent struct {
 	Refs   []string `json:"refs,omitempty"`
 	Typing *bool    `json:"typing,omitempty"`
 	Detail string   `json:"detail,omitempty"`
+	Count  int      `json:"count,omitempty"` // history: messages imported
 }
 
 func toJSONEvent(e client.Event) any {
@@ -77,7 +78,7 @@ func toJSONEvent(e client.Event) any {
 	if j, ok := callJSON(e); ok {
 		return j
 	}
-	j := jsonEvent{Type: e.Type, Peer: e.Peer, Device: e.Device, Refs: e.Refs, Detail: e.Detail}
+	j := jsonEvent{Type: e.Type, Peer: e.Peer, Device: e.Device, Refs: e.Refs, Detail: e.Detail, Count: e.Count}
 	if e.Type == "typing" {
 		typing := e.Typing
 		j.Typing = &typing
@@ -104,6 +105,13 @@ type jsonDevice struct {
 	Name    string `json:"name"`
 	Created string `json:"created"`
 	Current bool   `json:"current"`
+}
+
+// jsonLinked is link new's answer: the device, and the history sent to it.
+type jsonLinked struct {
+	jsonDevice
+	History      *int   `json:"history_messages,omitempty"`
+	HistoryError string `json:"history_error,omitempty"`
 }
 
 func toJSONDevice(d client.Device) jsonDevice {

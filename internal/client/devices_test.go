@@ -14,6 +14,12 @@ import (
 // and returns it.
 func link(t testing.TB, existing *Client, url, name string) *Client {
 	t.Helper()
+	return linkWith(t, existing, url, name, LinkOptions{})
+}
+
+// linkWith is link with LinkNewWith's options.
+func linkWith(t testing.TB, existing *Client, url, name string, o LinkOptions) *Client {
+	t.Helper()
 	ctx := testCtx(t)
 	nd := openClient(t, url, "", name)
 	codes := make(chan string, 1)
@@ -23,7 +29,7 @@ func link(t testing.TB, existing *Client, url, name string) *Client {
 	}
 	done := make(chan result, 1)
 	go func() {
-		d, err := existing.LinkNew(ctx, func(code string) { codes <- code })
+		d, err := existing.LinkNewWith(ctx, func(code string) { codes <- code }, o)
 		done <- result{d, err}
 	}()
 	var code string
@@ -118,7 +124,8 @@ func TestLinkedDevices(t *testing.T) {
 		t.Errorf("sync copy on a1: %s", describe(evs))
 	}
 	wantStrings(t, "a1's history", historyTexts(t, a1, "bob"), ">before linking", "<after linking", ">from the phone")
-	wantStrings(t, "a2's history", historyTexts(t, a2, "bob"), "<after linking", ">from the phone")
+	// a2 got a1's history when it was linked (history.go).
+	wantStrings(t, "a2's history", historyTexts(t, a2, "bob"), ">before linking", "<after linking", ">from the phone")
 	evs = syncAll(t, bob)
 	wantStrings(t, "bob receives", texts(evs), "from the phone")
 

@@ -89,6 +89,24 @@ func (c *Client) RemoveDevice(ctx context.Context, id uint32) error {
 // against the code, signs the new device list and seals the account to
 // the new device.
 func (c *Client) LinkNew(ctx context.Context, show func(code string)) (Device, error) {
+	return c.LinkNewWith(ctx, show, LinkOptions{})
+}
+
+// LinkOptions tune LinkNewWith.
+type LinkOptions struct {
+	// NoHistory: do not send this device's conversations to the new one
+	// (history.go).
+	NoHistory bool
+	// History, if set, hears how the history went: the messages sent, or
+	// why they were not (then the new device starts without them, or gets
+	// them when this device next syncs, if the message waits in the
+	// outbox).
+	History func(messages int, err error)
+}
+
+// LinkNewWith is LinkNew with options; by default, once the device is
+// added, it sends the new device this device's message history.
+func (c *Client) LinkNewWith(ctx context.Context, show func(code string), o LinkOptions) (Device, error) {
 	me, err := c.self()
 	if err != nil {
 		return Device{}, err
@@ -164,6 +182,15 @@ func (c *Client) LinkNew(ctx context.Context, show func(code string)) (Device, e
 		return Device{}, err
 	}
 	c.log.Info("linked a new device", "device", nd.ID, "name", nd.Name)
+	if !o.NoHistory {
+		n, err := c.sendHistory(ctx, me, nd.ID)
+		if err != nil {
+			c.log.Warn("sending the message history to the new device", "device", nd.ID, "err", err)
+		}
+		if o.History != nil {
+			o.History(n, err)
+		}
+	}
 	return Device{ID: nd.ID, Name: nd.Name, Created: time.UnixMilli(nd.Created)}, nil
 }
 

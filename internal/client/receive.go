@@ -275,6 +275,7 @@ func (c *Client) stream(ctx context.Context, fn func(Event), live bool, wait tim
 					continue
 				}
 				drained = true
+				c.importHistory(ctx, fn) // history.go
 				if !live && wait <= 0 {
 					c.finishSync(ctx)
 					deliverPending()
@@ -676,6 +677,8 @@ func (c *Client) fromOwnDevice(tx *clientdb.Tx, me self, env *api.Envelope, ct *
 			return nil, err
 		}
 		return []Event{{Type: EventContacts, Device: env.SenderDevice}}, nil
+	case content.KindHistory: // history.go
+		return c.onHistory(tx, me, env, ct)
 	}
 	// The own devices' copies of delivery receipts and typing: nothing to do.
 	return nil, nil

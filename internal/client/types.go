@@ -83,6 +83,7 @@ const (
 	EventRead         = "read"         // Peer read Refs; or (Device is own) Refs from Peer were read on another own device
 	EventTyping       = "typing"       // Peer started (Typing) or stopped typing
 	EventContacts     = "contacts"     // the contact list changed (synced from another own device)
+	EventHistory      = "history"      // Count messages of history from own device Device were imported (a device just linked)
 	EventKeyChanged   = "key_changed"  // Peer's identity key changed: compare the safety number again
 	EventDropped      = "dropped"      // an envelope could not be read and was discarded (Detail says why)
 	EventReplay       = "replay"       // an envelope was a replay of one already received, discarded
@@ -100,6 +101,7 @@ type Event struct {
 	Typing  bool
 	Detail  string
 	Call    *CallSignal // EventCall (call.go)
+	Count   int         // EventHistory: messages imported
 }
 
 // Conversation is one entry of the conversation list.

@@ -51,6 +51,7 @@ func (a *Attachment) String() string {
 const (
 	tagTimer      = 1
 	tagAttachment = 2
+	tagForDevice  = 3
 )
 
 func validBlobID(id string) bool {
@@ -90,7 +91,8 @@ func (a *Attachment) check() error {
 //	timer      (tag 1) = u32 seconds                               (KindText, KindTimer; > 0)
 //	attachment (tag 2) = u8-len blob_id || key (32) || sha256 (32)
 //	                     || u64 ciphertext_size || u64 plaintext_size
-//	                     || u8-len media_type || u16-len file_name || u8 flags   (KindText)
+//	                     || u8-len media_type || u16-len file_name || u8 flags   (KindText, KindHistory)
+//	for_device (tag 3) = u32 device id                             (KindHistory; > 0)
 //
 // flags: bit 0 view-once; the other bits are zero.
 func addExtensions(b *cryptobyte.Builder, c *Content) error {
@@ -102,7 +104,7 @@ func addExtensions(b *cryptobyte.Builder, c *Content) error {
 		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddUint32(c.Timer) })
 	}
 	if a := c.Attachment; a != nil {
-		if c.Kind != KindText {
+		if c.Kind != KindText && c.Kind != KindHistory {
 			return fmt.Errorf("%w: an attachment on kind %d", ErrMalformed, c.Kind)
 		}
 		if err := a.check(); err != nil {
@@ -123,6 +125,13 @@ func addExtensions(b *cryptobyte.Builder, c *Content) error {
 			b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(a.FileName)) })
 			b.AddUint8(flags)
 		})
+	}
+	if c.ForDevice != 0 {
+		if c.Kind != KindHistory {
+			return fmt.Errorf("%w: a device on kind %d", ErrMalformed, c.Kind)
+		}
+		b.AddUint8(tagForDevice)
+		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddUint32(c.ForDevice) })
 	}
 	return nil
 }
@@ -145,7 +154,7 @@ func readExtensions(s *cryptobyte.String, c *Content) bool {
 				return false
 			}
 		case tagAttachment:
-			if c.Kind != KindText {
+			if c.Kind != KindText && c.Kind != KindHistory {
 				return false
 			}
 			a, ok := readAttachment(&v)
@@ -153,6 +162,10 @@ func readExtensions(s *cryptobyte.String, c *Content) bool {
 				return false
 			}
 			c.Attachment = a
+		case tagForDevice:
+			if c.Kind != KindHistory || !v.ReadUint32(&c.ForDevice) || c.ForDevice == 0 {
+				return false
+			}
 		default:
 			return false
 		}

@@ -27,7 +27,7 @@ const (
 )
 
 func (k Kind) valid() bool {
-	return k >= KindText && k <= KindContactSync || k == KindCall || k == KindTimer // KindTimer: attachment.go
+	return k >= KindText && k <= KindContactSync || k == KindCall || k == KindTimer || k == KindHistory // KindTimer: attachment.go; KindHistory: history.go
 }
 
 // ContactState is the state of a contact entry.
@@ -63,7 +63,9 @@ type Content struct {
 	// Timer: on KindText, the seconds the message lives once read (0: it
 	// does not vanish); on KindTimer, the conversation's new timer (0: off).
 	Timer      uint32
-	Attachment *Attachment // KindText: a file (attachment.go); Text is its caption
+	Attachment *Attachment // KindText: a file (attachment.go); Text is its caption. KindHistory: the archive (history.go)
+	// ForDevice, on KindHistory, is the own device the history is for.
+	ForDevice uint32
 }
 
 // formatVersion is the first byte of every encoding.

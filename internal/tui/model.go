@@ -565,7 +565,7 @@ func (m model) event(e client.Event) (tea.Model, tea.Cmd) {
 		} else {
 			delete(m.typing, e.Peer)
 		}
-	case "contacts":
+	case "contacts", "history":
 		cmds = append(cmds, m.reloadConvs())
 	case "key_changed":
 		m.changed[e.Peer] = true

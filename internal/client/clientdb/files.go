@@ -359,3 +359,34 @@ func (db *DB) PurgeWAL(ctx context.Context) (bool, error) {
 	}
 	return busy == 0, nil
 }
+
+// HistoryExport returns every text message and timer change, oldest
+// first, each with its attachment (nil if it has none), for a device just
+// linked (internal/client/history.go).
+func (tx *Tx) HistoryExport() ([]*Message, []*Attachment, error) {
+	ms, err := tx.messages(`SELECT `+messageCols+` FROM messages WHERE kind IN (?, ?) ORDER BY seq`, kindText, KindTimer)
+	if err != nil {
+		return nil, nil, err
+	}
+	as := make([]*Attachment, len(ms))
+	rows, err := tx.q.QueryContext(tx.ctx, `SELECT `+attachmentCols+` FROM attachments`)
+	if err != nil {
+		return nil, nil, wrap("attachments", err)
+	}
+	defer rows.Close()
+	bySeq := map[int64]*Attachment{}
+	for rows.Next() {
+		a, err := scanAttachment(rows)
+		if err != nil {
+			return nil, nil, wrap("attachments", err)
+		}
+		bySeq[a.Msg] = a
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, wrap("attachments", err)
+	}
+	for i, m := range ms {
+		as[i] = bySeq[m.Seq]
+	}
+	return ms, as, nil
+}

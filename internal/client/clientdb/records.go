@@ -390,12 +390,41 @@ type Message struct {
 // InsertMessage stores m and sets m.Seq. inserted is false (and nothing
 // changes) if a message with the same peer, sender and id exists.
 func (tx *Tx) InsertMessage(m *Message) (inserted bool, err error) {
+	return tx.insertMessage(m, nil)
+}
+
+// ImportMessages stores messages from another own device's history before
+// every message here (their Seqs are below all others, in the order
+// given: the history ends where this device's own messages begin), and
+// returns how many were new (InsertMessage's rule).
+func (tx *Tx) ImportMessages(ms []*Message) (added int, err error) {
+	var lo int64
+	if err := tx.q.QueryRowContext(tx.ctx, `SELECT COALESCE(MIN(seq), 1) FROM messages`).Scan(&lo); err != nil {
+		return 0, wrap("import messages", err)
+	}
+	next := lo - int64(len(ms))
+	for _, m := range ms {
+		seq := next
+		next++
+		ok, err := tx.insertMessage(m, &seq)
+		if err != nil {
+			return added, err
+		}
+		if ok {
+			added++
+		}
+	}
+	return added, nil
+}
+
+// insertMessage is InsertMessage, at seq if not nil.
+func (tx *Tx) insertMessage(m *Message, seq *int64) (inserted bool, err error) {
 	kind := m.Kind
 	if kind == 0 {
 		kind = kindText
 	}
-	res, err := tx.q.ExecContext(tx.ctx, `INSERT OR IGNORE INTO messages (id, peer, sender, device, sent_at, received_at, body, outgoing, status, request, kind, timer, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.ID, m.Peer, m.Sender, m.Device, ms(m.SentAt), ms(m.ReceivedAt), m.Text, b2i(m.Outgoing), int(m.Status), b2i(m.Request),
+	res, err := tx.q.ExecContext(tx.ctx, `INSERT OR IGNORE INTO messages (seq, id, peer, sender, device, sent_at, received_at, body, outgoing, status, request, kind, timer, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		seq, m.ID, m.Peer, m.Sender, m.Device, ms(m.SentAt), ms(m.ReceivedAt), m.Text, b2i(m.Outgoing), int(m.Status), b2i(m.Request),
 		kind, m.Timer, ms(m.ExpiresAt))
 	if err != nil {
 		return false, wrap("insert message", err)
