@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -41,8 +42,12 @@ type Config struct {
 	TLSCert      string `json:"tls_cert" flag:"tls-cert" usage:"TLS certificate file (PEM); serve HTTPS with --tls-key"`
 	TLSKey       string `json:"tls_key" flag:"tls-key" usage:"TLS private key file (PEM)"`
 	InsecureHTTP bool   `json:"insecure_http" flag:"insecure-http" usage:"allow plain HTTP on a non-loopback address (behind a TLS proxy)"`
-	LogLevel     string `json:"log_level" flag:"log-level" usage:"debug, info, warn or error"`
-	LogFormat    string `json:"log_format" flag:"log-format" usage:"text or json"`
+	// TrustedProxies: comma-separated addresses or CIDR prefixes of the
+	// proxies in front; a request from one is keyed by the client address
+	// its X-Forwarded-For names (ParseTrustedProxies).
+	TrustedProxies string `json:"trusted_proxies" flag:"trusted-proxies" usage:"comma-separated addresses or CIDR prefixes of the load balancers or proxies in front, whose X-Forwarded-For names the client (empty: trust none)"`
+	LogLevel       string `json:"log_level" flag:"log-level" usage:"debug, info, warn or error"`
+	LogFormat      string `json:"log_format" flag:"log-format" usage:"text or json"`
 
 	TokenTTL     time.Duration `json:"token_ttl" flag:"token-ttl" usage:"lifetime of a bearer token"`
 	ChallengeTTL time.Duration `json:"challenge_ttl" flag:"challenge-ttl" usage:"lifetime of an auth challenge"`
@@ -421,6 +426,9 @@ func (c Config) Validate() error {
 			return bad("%v", err)
 		}
 	}
+	if _, err := ParseTrustedProxies(c.TrustedProxies); err != nil {
+		return bad("%v", err)
+	}
 	if !validSubjectPrefix(c.NATSPrefix) {
 		return bad("nats_prefix %q must be dot-separated tokens of A-Z, a-z, 0-9, _ and -", c.NATSPrefix)
 	}
@@ -572,6 +580,29 @@ func (c Config) Logger(w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// ParseTrustedProxies parses a trusted_proxies value: comma-separated IP
+// addresses (each a prefix of its full length) and CIDR prefixes, spaces
+// allowed around each. An empty value trusts none.
+func ParseTrustedProxies(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	for part := range strings.SplitSeq(v, ",") {
+		part = strings.TrimSpace(part)
+		if p, err := netip.ParsePrefix(part); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(part)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("trusted_proxies: %q is not an IP address or CIDR prefix", part)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 // SplitBlobS3 splits a blob_s3 value, https://host[:port]/bucket, into the

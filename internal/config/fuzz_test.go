@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -48,6 +49,47 @@ func FuzzSplitBlobS3(f *testing.F) {
 		e2, b2, err := SplitBlobS3(endpoint + "/" + bucket)
 		if err != nil || e2 != endpoint || b2 != bucket {
 			t.Fatalf("%q -> %q %q, which splits into %q %q, %v", v, endpoint, bucket, e2, b2, err)
+		}
+	})
+}
+
+func TestParseTrustedProxies(t *testing.T) {
+	got, err := ParseTrustedProxies(" 10.0.0.0/8, 192.0.2.7 ,::ffff:198.51.100.1, 2001:db8::/32, 10.1.2.3/8")
+	want := "[10.0.0.0/8 192.0.2.7/32 198.51.100.1/32 2001:db8::/32 10.0.0.0/8]"
+	if err != nil || fmt.Sprint(got) != want {
+		t.Fatalf("ParseTrustedProxies = %v, %v; want %s", got, err, want)
+	}
+	if got, err := ParseTrustedProxies(""); err != nil || got != nil {
+		t.Fatalf("empty: %v, %v", got, err)
+	}
+	for _, bad := range []string{"10.0.0.0/33", "proxy.example", "10.0.0.1,", "fe80::1%eth0", "1.2.3"} {
+		if _, err := ParseTrustedProxies(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// FuzzParseTrustedProxies: a value parses or is refused, and a parsed one
+// prints as prefixes that parse to themselves.
+func FuzzParseTrustedProxies(f *testing.F) {
+	for _, s := range []string{"10.0.0.0/8,192.0.2.7", "::1", "2001:db8::/32, 127.0.0.1", "", ",", "1.2.3.4/40", "fe80::1%lo"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		ps, err := ParseTrustedProxies(v)
+		if err != nil {
+			return
+		}
+		var parts []string
+		for _, p := range ps {
+			if !p.IsValid() || p != p.Masked() {
+				t.Fatalf("%q gave %v", v, p)
+			}
+			parts = append(parts, p.String())
+		}
+		again, err := ParseTrustedProxies(strings.Join(parts, ","))
+		if err != nil || fmt.Sprint(again) != fmt.Sprint(ps) {
+			t.Fatalf("%q -> %v -> %v, %v", v, ps, again, err)
 		}
 	})
 }

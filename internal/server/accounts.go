@@ -14,7 +14,7 @@ import (
 )
 
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
-	if !s.registerRL.Allow(clientAddr(r)) {
+	if !s.registerRL.Allow(s.clientAddr(r)) {
 		writeError(w, api.CodeRateLimited, "Too many registrations from this address; try again later.")
 		return
 	}

@@ -120,7 +120,7 @@ func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if !s.challenges.allow(s.cfg, clientAddr(r)) {
+	if !s.challenges.allow(s.cfg, s.clientAddr(r)) {
 		writeError(w, api.CodeRateLimited, "Too many sign-ins from this address; try again shortly.")
 		return
 	}

@@ -105,7 +105,7 @@ func (s *Server) handleCreateLink(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleJoinLink(w http.ResponseWriter, r *http.Request) {
-	if !s.joinRL.Allow(clientAddr(r)) {
+	if !s.joinRL.Allow(s.clientAddr(r)) {
 		writeError(w, api.CodeRateLimited, "Too many link joins from this address; try again later.")
 		return
 	}

@@ -314,7 +314,7 @@ func (s *Server) handleRecoverTokens(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if !s.pin.addrRL.Allow(clientAddr(r)) {
+	if !s.pin.addrRL.Allow(s.clientAddr(r)) {
 		writeError(w, api.CodeRateLimited, "Too many recovery attempts from this address; try again later.")
 		return
 	}
@@ -452,7 +452,7 @@ func (s *Server) handleRecoverChallenge(w http.ResponseWriter, r *http.Request) 
 		s.fail(w, r, err)
 		return
 	}
-	if !s.challenges.allow(s.cfg, clientAddr(r)) {
+	if !s.challenges.allow(s.cfg, s.clientAddr(r)) {
 		writeError(w, api.CodeRateLimited, "Too many sign-ins from this address; try again shortly.")
 		return
 	}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/parleychat/parley/internal/api"
@@ -138,14 +140,58 @@ func jsonProblem(err error) string {
 	}
 }
 
-// clientAddr is the host of the request's remote address: the key of the
-// per-address rate limits.
-func clientAddr(r *http.Request) string {
+// clientAddr is the address a request comes from, the key of the
+// per-address rate limits: the peer's, or, when the peer is a proxy of
+// trusted_proxies, the nearest address of X-Forwarded-For that is not one.
+// Each proxy appends the address it got the request from, so the entries
+// left of the nearest untrusted one are that client's say, which anyone
+// can forge; a malformed entry on the way ends the walk at the last
+// trusted hop. Without trusted proxies the header is ignored.
+func (s *Server) clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	peer, err := netip.ParseAddr(host)
+	if len(s.proxies) == 0 || err != nil || !s.trustedProxy(peer.Unmap()) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	last := host
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, ok := forwardedAddr(hops[i])
+		if !ok {
+			return last
+		}
+		if !s.trustedProxy(a) {
+			return a.String()
+		}
+		last = a.String()
+	}
+	return last
+}
+
+// trustedProxy reports whether a is in trusted_proxies.
+func (s *Server) trustedProxy(a netip.Addr) bool {
+	for _, p := range s.proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardedAddr reads one X-Forwarded-For entry: an address, possibly with
+// a port (IPv6 then in brackets).
+func forwardedAddr(e string) (netip.Addr, bool) {
+	e = strings.TrimSpace(e)
+	if a, err := netip.ParseAddr(e); err == nil && a.Zone() == "" {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(e); err == nil && ap.Addr().Zone() == "" {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
 }
 
 // statusWriter records the status for the access log; Unwrap keeps

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -82,6 +83,7 @@ type Server struct {
 	mux   *http.ServeMux
 
 	challenges *challenges
+	proxies    []netip.Prefix // cfg.TrustedProxies (clientAddr)
 	registerRL *ratelimit.Limiter
 	bundleRL   *ratelimit.Limiter
 	joinRL     *ratelimit.Limiter
@@ -155,6 +157,10 @@ func NewWithOptions(cfg config.Config, o Options) (*Server, error) {
 	if o.Bus == nil {
 		o.Bus = fanout.NewLocal()
 	}
+	proxies, err := config.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	pin, err := newPINState(cfg, o.Store, o.Logger)
 	if err != nil {
 		return nil, err
@@ -176,6 +182,7 @@ func NewWithOptions(cfg config.Config, o Options) (*Server, error) {
 		bus:        o.Bus,
 		log:        o.Logger,
 		challenges: newChallenges(cfg.ChallengeTTL),
+		proxies:    proxies,
 		registerRL: ratelimit.New(cfg.RegisterRate, cfg.RegisterBurst, 0),
 		bundleRL:   ratelimit.New(cfg.BundleRate, cfg.BundleBurst, 0),
 		joinRL:     ratelimit.New(cfg.JoinRate, cfg.JoinBurst, 0),
