@@ -96,6 +96,9 @@ func commandList() []*command {
 			detail: pinDetail, run: cmdPin},
 		{name: "restore", args: "[--pin-stdin] [--realm-keys K1,K2,...] [--name NAME] HANDLE", summary: "restore an account on this new device from its PIN backup",
 			detail: restoreDetail, run: cmdRestore},
+		{name: "account", args: "delete HANDLE", summary: "delete this account everywhere (type its handle to confirm)",
+			detail: "Deletes the account at the server with everything it holds of it (devices,\nkeys, queued messages, the PIN backup; the realms' shares too), signs every\ndevice out, frees the handle, and erases this device's database. Files saved\nin the downloads folder stay. Contacts see a new safety number if someone\nregisters the handle again.",
+			run:    cmdAccount},
 		{name: "version", summary: "print the version", run: cmdVersion},
 		{name: "help", args: "[COMMAND]", summary: "show help", run: cmdHelp},
 	}

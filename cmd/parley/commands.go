@@ -790,6 +790,33 @@ func versionString() string {
 	return "(devel)"
 }
 
+// cmdAccount is 'parley account delete HANDLE': the handle, typed again,
+// is the confirmation.
+func cmdAccount(ctx context.Context, a *app, args []string) error {
+	fs := a.flags("account")
+	pos, err := parse(fs, "account", args, -1)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 || pos[0] != "delete" {
+		return usagef("account", "account takes 'delete' and your handle")
+	}
+	c, err := a.openRegistered(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if h := strings.ToLower(handleArg(pos[1])); h != c.Handle() {
+		return usagef("account", "to delete @%s, type its handle: parley account delete %s", c.Handle(), c.Handle())
+	}
+	a.subject = c.Handle()
+	if err := c.DeleteAccount(ctx); err != nil {
+		return err
+	}
+	return a.result(jsonResult{Command: "account delete", Handle: a.subject},
+		"Deleted @%s: the server holds nothing of it any more, its devices are signed out, and this home holds no account.", a.subject)
+}
+
 func cmdVersion(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("version")
 	pos, err := parse(fs, "version", args, -1)

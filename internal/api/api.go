@@ -10,7 +10,7 @@ package api
 const (
 	PathHealth          = "/healthz"
 	PathAccounts        = "/v1/accounts"          // POST: register
-	PathAccount         = "/v1/accounts/{handle}" // GET: identity key and signed device list
+	PathAccount         = "/v1/accounts/{handle}" // GET: identity key and signed device list; DELETE: delete the caller's account
 	PathChallenge       = "/v1/auth/challenge"    // POST
 	PathToken           = "/v1/auth/token"        // POST
 	PathDeviceList      = "/v1/devices"           // PUT: replace own signed device list
@@ -120,6 +120,12 @@ type RegisterRequest struct {
 	// Invite is the code of an invite, needed on a server whose
 	// registration is "invite" (GET /healthz says which); ignored otherwise.
 	Invite string `json:"invite,omitempty"`
+}
+
+// DeleteAccountRequest is the body of DELETE /v1/accounts/{handle}: the
+// account identity key's signature over identity.DeleteAccountMessage.
+type DeleteAccountRequest struct {
+	Signature []byte `json:"signature"`
 }
 
 // RegisterResponse answers a registration.

@@ -375,3 +375,38 @@ func FuzzParseBackupPayload(f *testing.F) {
 		}
 	})
 }
+
+// TestDeleteAccountWithPIN: deleting an account removes its PIN backup at
+// every realm and at the server before the account itself, so nothing of
+// it stays; then the home is empty and the handle registers afresh.
+func TestDeleteAccountWithPIN(t *testing.T) {
+	ts, _ := startPINServer(t, 3, 2)
+	ctx := testCtx(t)
+	alice := register(t, ts.URL, "alice")
+	if err := alice.SetPIN(ctx, []byte("2468"), fastPIN); err != nil {
+		t.Fatal(err)
+	}
+	bob := register(t, ts.URL, "bob")
+	send(t, alice, "bob", "before")
+	if err := alice.DeleteAccount(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if alice.Registered() {
+		t.Fatal("the home still holds an account")
+	}
+	if h, err := alice.History(ctx, "bob", 0); len(h) != 0 {
+		t.Fatalf("the erased home still shows %d messages (%v)", len(h), err)
+	}
+	if _, err := bob.bundles(ctx, "alice", nil); err == nil {
+		t.Fatal("the server still hands out alice's keys")
+	}
+	// A new account under the handle finds no backup at the realms.
+	again := register(t, ts.URL, "alice")
+	st, err := again.PINStatus(ctx, PINOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != PINNone || st.BlobStored {
+		t.Fatalf("after deleting the account: %+v", st)
+	}
+}

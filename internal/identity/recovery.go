@@ -31,3 +31,21 @@ func RecoveryMessage(handle string, challenge, deviceList []byte) []byte {
 	}
 	return out
 }
+
+const deleteLabel = "parley-delete-account-v1"
+
+// DeleteAccountMessage is what the account identity key signs to delete
+// the account (DELETE /v1/accounts/{handle}):
+//
+//	"parley-delete-account-v1" || u8-len handle
+//
+// It binds no challenge: the signature verifies only against the key of
+// the account it was made for, which is gone once it was used, and an
+// account registered later under the handle has a key of its own. It
+// returns nil for a handle longer than 255 bytes.
+func DeleteAccountMessage(handle string) []byte {
+	if len(handle) > 0xff {
+		return nil
+	}
+	return append(append([]byte(deleteLabel), byte(len(handle))), handle...)
+}

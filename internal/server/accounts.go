@@ -10,6 +10,7 @@ import (
 
 	"github.com/parleychat/parley/internal/api"
 	"github.com/parleychat/parley/internal/devicelist"
+	"github.com/parleychat/parley/internal/identity"
 	"github.com/parleychat/parley/internal/store"
 )
 
@@ -109,6 +110,52 @@ func storeDevices(handle string, l *devicelist.List, prev []store.Device) []stor
 		out = append(out, store.Device{Handle: handle, ID: d.ID, SigningKey: d.SigningKey, Created: created})
 	}
 	return out
+}
+
+// handleDeleteAccount: DELETE /v1/accounts/{handle}. A device of the
+// account deletes it, with the account identity key's signature (a stolen
+// token alone cannot). Everything the store holds of it goes; every
+// delivery connection of its devices closes with "device removed", on
+// every node; its PIN backup blob goes too. Files it sent stay until their
+// recipients fetched them or they expire.
+func (s *Server) handleDeleteAccount(w http.ResponseWriter, r *http.Request) {
+	c := callerOf(r)
+	handle, err := normHandle(r.PathValue("handle"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if handle != c.handle {
+		writeError(w, api.CodeNotFound, "There is no account @"+handle+" for this device to delete.")
+		return
+	}
+	var req api.DeleteAccountRequest
+	if err := s.decode(w, r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	a, err := s.store.Account(r.Context(), handle)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if len(a.IdentityKey) != ed25519.PublicKeySize || !ed25519.Verify(a.IdentityKey, identity.DeleteAccountMessage(handle), req.Signature) {
+		writeError(w, api.CodeUnauthorized, "The signature does not verify with the account's identity key.")
+		return
+	}
+	devices, err := s.store.DeleteAccount(r.Context(), handle)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if s.pin.backups != nil {
+		if err := s.pin.backups.Delete(r.Context(), handle); err != nil {
+			s.log.Warn("deleting the PIN backup of a deleted account", "handle", handle, "err", err)
+		}
+	}
+	s.publish(r.Context(), devicesKey(handle))
+	s.log.Info("account deleted", "handle", handle, "devices", devices)
+	writeJSON(w, struct{}{})
 }
 
 func (s *Server) handleGetAccount(w http.ResponseWriter, r *http.Request) {

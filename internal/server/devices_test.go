@@ -11,6 +11,7 @@ import (
 
 	"github.com/parleychat/parley/internal/api"
 	"github.com/parleychat/parley/internal/config"
+	"github.com/parleychat/parley/internal/identity"
 	"github.com/parleychat/parley/internal/linking"
 	"github.com/parleychat/parley/internal/server"
 )
@@ -364,7 +365,7 @@ func TestAuthorization(t *testing.T) {
 			}
 		}
 	}
-	if n := len(ts.srv.Routes()); n != 32 { // 16 of the core + GET /v1/turn + 7 blob routes + 8 PIN-backup routes
+	if n := len(ts.srv.Routes()); n != 33 { // 17 of the core + GET /v1/turn + 7 blob routes + 8 PIN-backup routes
 		t.Errorf("%d routes; update this test's expectations", n)
 	}
 
@@ -380,6 +381,9 @@ func TestAuthorization(t *testing.T) {
 	// Bob cannot upload keys for alice's device: uploads go to the caller's
 	// own device and are checked against its signing key.
 	ts.wantErr(400, api.CodeBadSignature, "POST", api.PathKeys, bt, prekeys(t, a.devices[0], true, 1, 1))
+	// Bob cannot delete alice's account, even with her key's signature.
+	ts.wantErr(404, api.CodeNotFound, "DELETE", "/v1/accounts/alice", bt,
+		api.DeleteAccountRequest{Signature: a.key.Sign(identity.DeleteAccountMessage("alice"))})
 }
 
 func sortedIDs(ids ...uint32) []uint32 {

@@ -431,6 +431,7 @@ func (s *Server) endpoints() []endpoint {
 		{Route{"GET", api.PathHealth, false}, s.handleHealth},
 		{Route{"POST", api.PathAccounts, false}, s.handleRegister},
 		{Route{"GET", api.PathAccount, true}, s.handleGetAccount},
+		{Route{"DELETE", api.PathAccount, true}, s.handleDeleteAccount},
 		{Route{"POST", api.PathChallenge, false}, s.handleChallenge},
 		{Route{"POST", api.PathToken, false}, s.handleToken},
 		{Route{"PUT", api.PathDeviceList, true}, s.handlePutDeviceList},

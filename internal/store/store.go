@@ -210,6 +210,13 @@ type Store interface {
 	CreateAccount(ctx context.Context, a Account, l DeviceList, p Prekeys) error
 	// Account returns the account with handle, or ErrNotFound.
 	Account(ctx context.Context, handle string) (Account, error)
+	// DeleteAccount deletes an account and everything of it, atomically:
+	// its device list and devices, their prekeys, tokens, auth challenges
+	// and queued envelopes, and its link sessions; it returns the ids of
+	// the devices it had (ErrNotFound for an unknown account). The handle
+	// is free again at once. Message ids its devices sent stay remembered
+	// (DedupWindow), as they would for any sender.
+	DeleteAccount(ctx context.Context, handle string) (devices []uint32, err error)
 	// DeviceList returns the account's current device list, or ErrNotFound.
 	DeviceList(ctx context.Context, handle string) (DeviceList, error)
 	// ReplaceDeviceList installs a newer list (ErrStaleVersion otherwise),

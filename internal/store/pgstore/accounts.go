@@ -207,17 +207,7 @@ func (db *DB) ReplaceDeviceList(ctx context.Context, handle string, l store.Devi
 			}
 		}
 		if len(gone) > 0 {
-			// The foreign keys would cascade; the explicit deletes say what
-			// goes.
-			for _, q := range []string{
-				`DELETE FROM prekeys WHERE handle = $1 AND device = ANY($2)`,
-				`DELETE FROM tokens WHERE handle = $1 AND device = ANY($2)`,
-				`DELETE FROM challenges WHERE handle = $1 AND device = ANY($2)`,
-				`DELETE FROM envelopes WHERE recipient = $1 AND recipient_device = ANY($2)`,
-				`DELETE FROM devices WHERE handle = $1 AND id = ANY($2)`,
-			} {
-				b.Queue(q, h, gone)
-			}
+			queueDeleteDevices(b, h, gone)
 		}
 		b.Queue(`UPDATE accounts SET device_list = $1, device_list_version = $2 WHERE handle = $3`,
 			nonNil(l.Signed), int64(l.Version), h)
@@ -227,6 +217,79 @@ func (db *DB) ReplaceDeviceList(ctx context.Context, handle string, l store.Devi
 		return nil, wrap("replace device list", err)
 	}
 	return removed, nil
+}
+
+// queueDeleteDevices queues the deletion of devices ids of h and
+// everything of them: prekeys, tokens, challenges and queued envelopes
+// (their queue counts are the devices' queued column, which goes with
+// the row). The foreign keys would cascade; the explicit deletes say
+// what goes. The caller holds the devices' row locks.
+func queueDeleteDevices(b *pgx.Batch, h string, ids []int64) {
+	for _, q := range []string{
+		`DELETE FROM prekeys WHERE handle = $1 AND device = ANY($2)`,
+		`DELETE FROM tokens WHERE handle = $1 AND device = ANY($2)`,
+		`DELETE FROM challenges WHERE handle = $1 AND device = ANY($2)`,
+		`DELETE FROM envelopes WHERE recipient = $1 AND recipient_device = ANY($2)`,
+		`DELETE FROM devices WHERE handle = $1 AND id = ANY($2)`,
+	} {
+		b.Queue(q, h, ids)
+	}
+}
+
+// DeleteAccount implements store.Store. It takes the account's row lock
+// first, as ReplaceDeviceList does, then its devices' row locks in id
+// order (as Enqueue takes them), so that no envelope, token or challenge
+// is added for a device while it goes; a concurrent CreateAccount of the
+// handle waits for the commit and then finds the handle free. The dedup
+// records of the ids its devices sent stay.
+func (db *DB) DeleteAccount(ctx context.Context, handle string) ([]uint32, error) {
+	h := norm(handle)
+	var devices []uint32
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		devices = nil
+		var one int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM accounts WHERE handle = $1 FOR UPDATE`, h).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		type current struct {
+			id  uint32
+			pos int
+		}
+		rows, err := tx.Query(ctx, `SELECT id, position FROM devices WHERE handle = $1 ORDER BY id FOR UPDATE`, h)
+		if err != nil {
+			return err
+		}
+		old, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (current, error) {
+			var c current
+			var id int64
+			err := r.Scan(&id, &c.pos)
+			c.id = uint32(id)
+			return c, err
+		})
+		if err != nil {
+			return err
+		}
+		slices.SortFunc(old, func(a, b current) int { return a.pos - b.pos })
+		ids := make([]int64, 0, len(old))
+		for _, c := range old {
+			devices = append(devices, c.id)
+			ids = append(ids, int64(c.id))
+		}
+		b := &pgx.Batch{}
+		queueDeleteDevices(b, h, ids)
+		// The foreign key would cascade the links too.
+		b.Queue(`DELETE FROM links WHERE handle = $1`, h)
+		b.Queue(`DELETE FROM accounts WHERE handle = $1`, h)
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return nil, wrap("delete account", err)
+	}
+	return devices, nil
 }
 
 // PutToken implements store.Store.

@@ -105,6 +105,39 @@ func (db *DB) Account(ctx context.Context, handle string) (store.Account, error)
 	return a, nil
 }
 
+// DeleteAccount implements store.Store. Each device goes as
+// ReplaceDeviceList removes one (deleteDevice: rows, queue count and
+// tail), then the account's links and the account itself; the dedup
+// records of the ids its devices sent stay.
+func (db *DB) DeleteAccount(ctx context.Context, handle string) ([]uint32, error) {
+	h := norm(handle)
+	defer db.cache.devicesChanged(h) // once committed (or not)
+	var devices []uint32
+	err := db.write(ctx, func(tx *txn) error {
+		devices = nil
+		l, err := deviceList(ctx, tx, h)
+		if err != nil {
+			return err
+		}
+		for _, d := range l.Devices {
+			if err := deleteDevice(ctx, tx, h, d.ID); err != nil {
+				return err
+			}
+			devices = append(devices, d.ID)
+		}
+		// The foreign key would cascade the links too.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM links WHERE handle = ?`, h); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM accounts WHERE handle = ?`, h)
+		return err
+	})
+	if err != nil {
+		return nil, wrap("delete account", err)
+	}
+	return devices, nil
+}
+
 // DeviceList implements store.Store.
 func (db *DB) DeviceList(ctx context.Context, handle string) (store.DeviceList, error) {
 	h := norm(handle)

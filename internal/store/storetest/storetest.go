@@ -57,6 +57,10 @@ func RunOptions(t *testing.T, open func(t *testing.T) store.Store, o Options) {
 		{"Account/BadDeviceList", s.testAccountBadDeviceList},
 		{"Account/NotFound", s.testAccountNotFound},
 		{"Account/CreatedDefault", s.testAccountCreatedDefault},
+		{"Account/Delete", s.testAccountDelete},
+		{"Account/DeleteNotFound", s.testAccountDeleteNotFound},
+		{"Account/DeleteThenEnqueue", s.testAccountDeleteThenEnqueue},
+		{"Account/DeleteConcurrent", s.testAccountDeleteConcurrent},
 		{"DeviceList/Replace", s.testDeviceListReplace},
 		{"DeviceList/StaleVersion", s.testDeviceListStale},
 		{"DeviceList/NotFound", s.testDeviceListNotFound},
@@ -372,6 +376,259 @@ func (s *suite) testAccountCreatedDefault(t *testing.T) {
 		if c.Before(before) || c.After(after) {
 			t.Fatalf("zero %s Created became %v, not the store's clock", what, c)
 		}
+	}
+}
+
+// testAccountDelete deletes an account with two devices and everything
+// of theirs, checks that nothing of it is left and the other account lost
+// nothing, then registers the handle again with the same device ids.
+func (s *suite) testAccountDelete(t *testing.T) {
+	e := s.env(t)
+	e.account("alice", 2, 1)
+	e.account("bob", 1)
+	tok, bobTok := random(32), random(32)
+	noErr(t, "PutToken", e.s.PutToken(e.ctx, tok, "alice", 1, e.now.Add(time.Hour)))
+	noErr(t, "PutToken", e.s.PutToken(e.ctx, bobTok, "bob", 1, e.now.Add(time.Hour)))
+	ch := random(32)
+	noErr(t, "PutChallenge", e.s.PutChallenge(e.ctx, ch, "alice", 2, e.now.Add(time.Hour)))
+	link := store.Link{ID: fmt.Sprintf("%x", random(16)), Handle: "alice", Expires: time.Now().Add(10 * time.Minute)}
+	noErr(t, "CreateLink", e.s.CreateLink(e.ctx, link))
+	for range 3 {
+		e.enqueue(message("bob", 1, messageID(), to{"alice", 1}, to{"alice", 2}, to{"bob", 1}))
+	}
+	// alice sent one message; its id stays remembered after the delete.
+	sent := messageID()
+	e.enqueue(message("alice", 1, sent, to{"bob", 1}))
+	// Read what a backend may cache, so that stale entries would show.
+	_, err := e.s.DeviceList(e.ctx, "alice")
+	noErr(t, "DeviceList", err)
+	_, _, err = e.s.TokenDevice(e.ctx, tok)
+	noErr(t, "TokenDevice", err)
+	if got := e.pending("alice", 1); len(got) != 3 {
+		t.Fatalf("alice/1 has %d envelopes before the delete, want 3", len(got))
+	}
+
+	devices, err := e.s.DeleteAccount(e.ctx, "ALICE")
+	noErr(t, "DeleteAccount", err)
+	slices.Sort(devices)
+	if !slices.Equal(devices, []uint32{1, 2}) {
+		t.Fatalf("DeleteAccount returned devices %v, want 1 and 2", devices)
+	}
+
+	_, err = e.s.Account(e.ctx, "alice")
+	wantErr(t, "Account after delete", err, store.ErrNotFound)
+	_, err = e.s.DeviceList(e.ctx, "alice")
+	wantErr(t, "DeviceList after delete", err, store.ErrNotFound)
+	_, _, err = e.s.TokenDevice(e.ctx, tok)
+	wantErr(t, "TokenDevice after delete", err, store.ErrNotFound)
+	_, _, _, err = e.s.TakeChallenge(e.ctx, ch)
+	wantErr(t, "TakeChallenge after delete", err, store.ErrNotFound)
+	_, err = e.s.Link(e.ctx, link.ID)
+	wantErr(t, "Link after delete", err, store.ErrNotFound)
+	wantErr(t, "JoinLink after delete", e.s.JoinLink(e.ctx, link.ID, random(10)), store.ErrNotFound)
+	for _, id := range []uint32{1, 2} {
+		if got := e.pending("alice", id); len(got) != 0 {
+			t.Fatalf("deleted device %d still has %d envelopes", id, len(got))
+		}
+		_, err = e.s.TakeBundle(e.ctx, "alice", id)
+		wantErr(t, fmt.Sprintf("TakeBundle of deleted device %d", id), err, store.ErrNotFound)
+		_, _, err = e.s.PrekeyCounts(e.ctx, "alice", id)
+		wantErr(t, fmt.Sprintf("PrekeyCounts of deleted device %d", id), err, store.ErrNotFound)
+		wantErr(t, fmt.Sprintf("PutToken for deleted device %d", id),
+			e.s.PutToken(e.ctx, random(32), "alice", id, e.now.Add(time.Hour)), store.ErrNotFound)
+		wantErr(t, fmt.Sprintf("PutChallenge for deleted device %d", id),
+			e.s.PutChallenge(e.ctx, random(32), "alice", id, e.now.Add(time.Hour)), store.ErrNotFound)
+	}
+	wantErr(t, "CreateLink for deleted account",
+		e.s.CreateLink(e.ctx, store.Link{ID: fmt.Sprintf("%x", random(16)), Handle: "alice", Expires: time.Now().Add(time.Minute)}),
+		store.ErrNotFound)
+
+	// bob is untouched: his queue (4 envelopes), token and prekeys.
+	if got := e.pending("bob", 1); len(got) != 4 {
+		t.Fatalf("bob/1 has %d envelopes after alice's delete, want 4", len(got))
+	}
+	h, d, err := e.s.TokenDevice(e.ctx, bobTok)
+	noErr(t, "TokenDevice of bob", err)
+	if h != "bob" || d != 1 {
+		t.Fatalf("TokenDevice of bob = %q, %d", h, d)
+	}
+	ot, pq, err := e.s.PrekeyCounts(e.ctx, "bob", 1)
+	noErr(t, "PrekeyCounts of bob", err)
+	if ot != 3 || pq != 2 {
+		t.Fatalf("bob's prekey counts %d, %d; want 3, 2", ot, pq)
+	}
+
+	// The handle is free at once; the new account, with the same device
+	// ids, inherits nothing: no envelopes, prekeys, token, challenge, link.
+	a := store.Account{Handle: "alice", IdentityKey: random(32), Created: e.now}
+	l := store.DeviceList{Signed: random(10), Version: 1, Devices: []store.Device{device(1, e.now), device(2, e.now)}}
+	noErr(t, "CreateAccount again", e.s.CreateAccount(e.ctx, a, l, prekeys(1, 1)))
+	got, err := e.s.Account(e.ctx, "alice")
+	noErr(t, "Account of the new alice", err)
+	if !bytes.Equal(got.IdentityKey, a.IdentityKey) {
+		t.Fatal("the new alice has the old identity key")
+	}
+	gl, err := e.s.DeviceList(e.ctx, "alice")
+	noErr(t, "DeviceList of the new alice", err)
+	if gl.Version != 1 || !bytes.Equal(gl.Signed, l.Signed) {
+		t.Fatalf("the new alice's device list: version %d (or other bytes)", gl.Version)
+	}
+	for i := range l.Devices {
+		l.Devices[i].Handle = "alice"
+	}
+	sameDevices(t, gl.Devices, l.Devices)
+	for _, id := range []uint32{1, 2} {
+		if got := e.pending("alice", id); len(got) != 0 {
+			t.Fatalf("the new alice/%d inherited %d envelopes", id, len(got))
+		}
+	}
+	ot, pq, err = e.s.PrekeyCounts(e.ctx, "alice", 1)
+	noErr(t, "PrekeyCounts of the new alice/1", err)
+	if ot != 1 || pq != 1 {
+		t.Fatalf("the new alice/1 has prekey counts %d, %d; want 1, 1", ot, pq)
+	}
+	ot, pq, err = e.s.PrekeyCounts(e.ctx, "alice", 2)
+	noErr(t, "PrekeyCounts of the new alice/2", err)
+	if ot != 0 || pq != 0 {
+		t.Fatalf("the new alice/2 inherited prekeys: %d, %d", ot, pq)
+	}
+	_, err = e.s.TakeBundle(e.ctx, "alice", 2)
+	wantErr(t, "TakeBundle of the new alice/2", err, store.ErrNoPrekeys)
+	_, _, err = e.s.TokenDevice(e.ctx, tok)
+	wantErr(t, "the old token for the new alice", err, store.ErrNotFound)
+	_, _, _, err = e.s.TakeChallenge(e.ctx, ch)
+	wantErr(t, "the old challenge for the new alice", err, store.ErrNotFound)
+	_, err = e.s.Link(e.ctx, link.ID)
+	wantErr(t, "the old link for the new alice", err, store.ErrNotFound)
+	// The message id alice/1 sent before is still remembered.
+	dup, err := e.s.Enqueue(e.ctx, message("alice", 1, sent, to{"bob", 1}))
+	noErr(t, "Enqueue of an id sent before the delete", err)
+	if !dup {
+		t.Fatal("a message id sent before DeleteAccount was forgotten")
+	}
+	// The new queues start empty: each takes exactly the limit.
+	for range s.opt.MaxQueue {
+		e.enqueue(message("bob", 1, messageID(), to{"alice", 1}))
+	}
+	_, err = e.s.Enqueue(e.ctx, message("bob", 1, messageID(), to{"alice", 1}))
+	wantErr(t, "Enqueue past the new alice/1's limit", err, store.ErrQueueFull)
+	if got := e.pending("alice", 1); len(got) != s.opt.MaxQueue {
+		t.Fatalf("the new alice/1 holds %d envelopes, want %d", len(got), s.opt.MaxQueue)
+	}
+}
+
+func (s *suite) testAccountDeleteNotFound(t *testing.T) {
+	e := s.env(t)
+	e.account("alice", 1)
+	_, err := e.s.DeleteAccount(e.ctx, "nobody")
+	wantErr(t, "DeleteAccount of an unknown handle", err, store.ErrNotFound)
+	_, err = e.s.DeleteAccount(e.ctx, "no")
+	wantErr(t, "DeleteAccount of an invalid handle", err, store.ErrNotFound)
+	devices, err := e.s.DeleteAccount(e.ctx, "alice")
+	noErr(t, "DeleteAccount", err)
+	if !slices.Equal(devices, []uint32{1}) {
+		t.Fatalf("DeleteAccount returned devices %v, want [1]", devices)
+	}
+	_, err = e.s.DeleteAccount(e.ctx, "alice")
+	wantErr(t, "DeleteAccount twice", err, store.ErrNotFound)
+	_, err = e.s.ReplaceDeviceList(e.ctx, "alice", store.DeviceList{Signed: random(10), Version: 2, Devices: []store.Device{device(1, e.now)}})
+	wantErr(t, "ReplaceDeviceList of a deleted account", err, store.ErrNotFound)
+}
+
+// testAccountDeleteThenEnqueue checks that a deleted account's devices are
+// not current: an Enqueue to one fails as a whole and remembers nothing.
+func (s *suite) testAccountDeleteThenEnqueue(t *testing.T) {
+	e := s.env(t)
+	e.account("alice", 1, 2)
+	e.account("bob", 1)
+	e.enqueue(message("bob", 1, messageID(), to{"alice", 1}))
+	_, err := e.s.DeleteAccount(e.ctx, "alice")
+	noErr(t, "DeleteAccount", err)
+	id := messageID()
+	for _, rs := range [][]to{{{"alice", 1}}, {{"alice", 2}}, {{"bob", 1}, {"alice", 1}}} {
+		_, err = e.s.Enqueue(e.ctx, message("bob", 1, id, rs...))
+		wantErr(t, fmt.Sprintf("Enqueue to %v after delete", rs), err, store.ErrNotFound)
+	}
+	if got := e.pending("bob", 1); len(got) != 0 {
+		t.Fatalf("a refused message reached bob/1: %d envelopes", len(got))
+	}
+	// The refused id was not remembered.
+	e.enqueue(message("bob", 1, id, to{"bob", 1}))
+	if got := e.pending("alice", 1); len(got) != 0 {
+		t.Fatalf("deleted alice/1 has %d envelopes", len(got))
+	}
+}
+
+// testAccountDeleteConcurrent deletes an account while its devices are
+// sent to and its handle is registered again: every Enqueue succeeds or
+// fails with ErrNotFound, and the new account starts with empty queues
+// that hold exactly the limit.
+func (s *suite) testAccountDeleteConcurrent(t *testing.T) {
+	e := s.env(t)
+	e.account("alice", 1, 2)
+	e.account("bob", 1)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 8 {
+		wg.Go(func() {
+			for range 5 {
+				_, err := e.s.Enqueue(e.ctx, message("bob", 1, messageID(), to{"alice", 1}, to{"alice", 2}))
+				if err != nil && !errors.Is(err, store.ErrNotFound) {
+					errs <- fmt.Errorf("Enqueue: %w", err)
+					return
+				}
+			}
+		})
+	}
+	created := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			a := store.Account{Handle: "alice", IdentityKey: random(32), Created: e.now}
+			l := store.DeviceList{Signed: random(10), Version: 1, Devices: []store.Device{device(1, e.now)}}
+			created <- e.s.CreateAccount(e.ctx, a, l, prekeys(1, 1))
+		})
+	}
+	devices, err := e.s.DeleteAccount(e.ctx, "alice")
+	wg.Wait()
+	close(errs)
+	close(created)
+	noErr(t, "DeleteAccount", err)
+	slices.Sort(devices)
+	if !slices.Equal(devices, []uint32{1, 2}) {
+		t.Fatalf("DeleteAccount returned devices %v, want 1 and 2", devices)
+	}
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// The creations ran before the delete (all refused) or after it (one
+	// wins): at most one succeeded.
+	won := 0
+	for err := range created {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, store.ErrHandleTaken):
+			t.Fatalf("CreateAccount during delete: %v", err)
+		}
+	}
+	if won > 1 {
+		t.Fatalf("%d CreateAccounts of one handle succeeded", won)
+	}
+	if won == 0 {
+		a := store.Account{Handle: "alice", IdentityKey: random(32), Created: e.now}
+		l := store.DeviceList{Signed: random(10), Version: 1, Devices: []store.Device{device(1, e.now)}}
+		noErr(t, "CreateAccount after delete", e.s.CreateAccount(e.ctx, a, l, prekeys(1, 1)))
+	}
+	// Enqueues that ran after the new account was created may have
+	// reached alice/1 (and failed for alice/2): its queue holds only them.
+	n := len(e.pending("alice", 1))
+	for range s.opt.MaxQueue - n {
+		e.enqueue(message("bob", 1, messageID(), to{"alice", 1}))
+	}
+	_, err = e.s.Enqueue(e.ctx, message("bob", 1, messageID(), to{"alice", 1}))
+	wantErr(t, "Enqueue past the new alice/1's limit", err, store.ErrQueueFull)
+	if got := e.pending("alice", 2); len(got) != 0 {
+		t.Fatalf("alice/2, not in the new list, has %d envelopes", len(got))
 	}
 }
 
