@@ -243,6 +243,8 @@ func (a *app) printEvent(e client.Event) {
 		a.warn("lost the connection to the server (%s); reconnecting", e.Detail)
 	case "history":
 		a.println("Imported %d messages of history from your device %d.", e.Count, e.Device)
+	case "deleted":
+		a.println("@%s: %d message(s) deleted for everyone.", e.Peer, len(e.Refs))
 	case "call", "missed_call":
 		a.printCallSignal(e)
 	}
@@ -788,6 +790,27 @@ func versionString() string {
 		return bi.Main.Version
 	}
 	return "(devel)"
+}
+
+// cmdUnsend is 'parley unsend ID': delete one's own message for everyone.
+func cmdUnsend(ctx context.Context, a *app, args []string) error {
+	fs := a.flags("unsend")
+	pos, err := parse(fs, "unsend", args, -1)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("unsend", "unsend needs the ID of one of your messages ('parley history HANDLE --json' shows them)")
+	}
+	c, err := a.openRegistered(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.DeleteForEveryone(ctx, pos[0]); err != nil {
+		return err
+	}
+	return a.result(jsonResult{Command: "unsend"}, "Deleted the message for everyone.")
 }
 
 // cmdAccount is 'parley account delete HANDLE': the handle, typed again,

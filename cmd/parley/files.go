@@ -186,7 +186,7 @@ type jsonAttachment struct {
 
 // addFileFields adds a message's kind, timer and file to its JSON form.
 func addFileFields(j *jsonMessage, m client.Message) {
-	if m.Kind == client.KindTimer {
+	if m.Kind == client.KindTimer || m.Kind == client.KindDeleted {
 		j.Kind = m.Kind
 	}
 	j.Timer = int64(m.Timer / time.Second)
@@ -200,6 +200,12 @@ func addFileFields(j *jsonMessage, m client.Message) {
 // messageText is what a person sees of a message's body: its text, with
 // its file in brackets.
 func messageText(m client.Message) string {
+	if m.Kind == client.KindDeleted {
+		if m.Outgoing {
+			return "(you deleted this message)"
+		}
+		return "(this message was deleted)"
+	}
 	at := m.Attachment
 	if at == nil {
 		return m.Text + vanishMark(m)

@@ -36,7 +36,7 @@ type jsonMessage struct {
 	Status     string `json:"status"`
 	Request    bool   `json:"request,omitempty"`
 	// Files and vanishing messages (files.go).
-	Kind       string          `json:"kind,omitempty"`       // "timer": the vanishing timer changed (timer: the new one, 0 off)
+	Kind       string          `json:"kind,omitempty"`       // "timer": the vanishing timer changed (timer: the new one, 0 off); "deleted": deleted for everyone
 	Timer      int64           `json:"timer,omitempty"`      // seconds a vanishing message lives once read
 	ExpiresAt  string          `json:"expires_at,omitempty"` // when it vanishes here
 	Attachment *jsonAttachment `json:"attachment,omitempty"`

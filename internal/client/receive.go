@@ -616,6 +616,8 @@ func (c *Client) fromPeer(tx *clientdb.Tx, sender, state string, env *api.Envelo
 		return []Event{{Type: EventTyping, Peer: sender, Device: env.SenderDevice, Typing: ct.Typing}}, nil
 	case content.KindCall:
 		return c.onCall(tx, false, sender, sender, state, env, ct)
+	case content.KindDelete: // unsend.go
+		return c.onDelete(tx, sender, sender, false, env, ct)
 	}
 	// A contact sync from another account, or a kind this build does not
 	// know: nothing to do.
@@ -679,6 +681,12 @@ func (c *Client) fromOwnDevice(tx *clientdb.Tx, me self, env *api.Envelope, ct *
 		return []Event{{Type: EventContacts, Device: env.SenderDevice}}, nil
 	case content.KindHistory: // history.go
 		return c.onHistory(tx, me, env, ct)
+	case content.KindDelete: // unsend.go
+		conv, err := normHandle(ct.To)
+		if err != nil {
+			return nil, drop("a deletion from another own device names no valid conversation")
+		}
+		return c.onDelete(tx, me.handle, conv, true, env, ct)
 	}
 	// The own devices' copies of delivery receipts and typing: nothing to do.
 	return nil, nil

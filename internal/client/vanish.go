@@ -49,8 +49,11 @@ const sweepInterval = time.Second
 const settingPurgeWAL = "purge_wal"
 
 func kindString(k uint8) string {
-	if content.Kind(k) == content.KindTimer {
+	switch {
+	case content.Kind(k) == content.KindTimer:
 		return KindTimer
+	case k == kindDeleted: // unsend.go
+		return KindDeleted
 	}
 	return KindMessage
 }

@@ -24,10 +24,13 @@ const (
 	KindTyping      Kind = 4 // Typing: started or stopped
 	KindContactSync Kind = 5 // the sender's whole contact list, to its own devices
 	KindCall        Kind = 6 // call signalling: Call (offer, answer, ICE, ringing, hang-up, ...)
+	// KindDelete deletes for everyone the sender's own messages Refs in
+	// the conversation To (kinds 7 and 8 are in attachment.go and history.go).
+	KindDelete Kind = 9
 )
 
 func (k Kind) valid() bool {
-	return k >= KindText && k <= KindContactSync || k == KindCall || k == KindTimer || k == KindHistory // KindTimer: attachment.go; KindHistory: history.go
+	return k >= KindText && k <= KindContactSync || k == KindCall || k == KindTimer || k == KindHistory || k == KindDelete // KindTimer: attachment.go; KindHistory: history.go
 }
 
 // ContactState is the state of a contact entry.

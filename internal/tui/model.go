@@ -565,7 +565,20 @@ func (m model) event(e client.Event) (tea.Model, tea.Cmd) {
 		} else {
 			delete(m.typing, e.Peer)
 		}
-	case "contacts", "history":
+	case "deleted":
+		msgs := m.history[e.Peer]
+		for i := range msgs {
+			if slices.Contains(e.Refs, msgs[i].ID) {
+				msgs[i].Kind, msgs[i].Text, msgs[i].Attachment = client.KindDeleted, "", nil
+			}
+		}
+		cmds = append(cmds, m.reloadConvs())
+	case "history":
+		cmds = append(cmds, m.reloadConvs())
+		if m.open != "" {
+			cmds = append(cmds, m.loadHistory(m.open))
+		}
+	case "contacts":
 		cmds = append(cmds, m.reloadConvs())
 	case "key_changed":
 		m.changed[e.Peer] = true

@@ -80,7 +80,11 @@ func (m *model) messageLine(msg client.Message) string {
 	if msg.Outgoing {
 		who = "you"
 	}
-	line := dimStyle.Render(t.Local().Format(layout)) + " " + titleStyle.Render(who) + ": " + msg.Text
+	text := msg.Text
+	if msg.Kind == client.KindDeleted {
+		text = dimStyle.Render("(this message was deleted)")
+	}
+	line := dimStyle.Render(t.Local().Format(layout)) + " " + titleStyle.Render(who) + ": " + text
 	if msg.Outgoing {
 		mark := StatusMark(msg.Status)
 		switch msg.Status {

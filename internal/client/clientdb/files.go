@@ -347,6 +347,20 @@ func (tx *Tx) DeleteMessage(seq int64, id string) error {
 	return wrap("delete message", err)
 }
 
+// Tombstone empties the history message seq (id) of its text, timer and
+// attachment row, sets its kind to kind, and drops an outbox item with its
+// id (a message deleted before it left). Files are the caller's to remove.
+func (tx *Tx) Tombstone(seq int64, id string, kind uint8) error {
+	if _, err := tx.q.ExecContext(tx.ctx, `DELETE FROM attachments WHERE msg = ?`, seq); err != nil {
+		return wrap("tombstone", err)
+	}
+	if _, err := tx.q.ExecContext(tx.ctx, `UPDATE messages SET body = '', kind = ?, timer = 0, expires_at = 0 WHERE seq = ?`, kind, seq); err != nil {
+		return wrap("tombstone", err)
+	}
+	_, err := tx.q.ExecContext(tx.ctx, `DELETE FROM outbox WHERE id = ?`, id)
+	return wrap("tombstone", err)
+}
+
 // PurgeWAL copies the write-ahead log into the database and truncates it
 // to zero bytes, so that pages of deleted rows (which secure_delete zeroes
 // in the database file) do not survive as old copies in the log. It
