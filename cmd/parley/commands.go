@@ -245,6 +245,10 @@ func (a *app) printEvent(e client.Event) {
 		a.println("Imported %d messages of history from your device %d.", e.Count, e.Device)
 	case "deleted":
 		a.println("@%s: %d message(s) deleted for everyone.", e.Peer, len(e.Refs))
+	case "edited":
+		if e.Message != nil {
+			a.println("%s", formatLine(*e.Message, false))
+		}
 	case "call", "missed_call":
 		a.printCallSignal(e)
 	}
@@ -811,6 +815,32 @@ func cmdUnsend(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	return a.result(jsonResult{Command: "unsend"}, "Deleted the message for everyone.")
+}
+
+// cmdEdit is 'parley edit ID TEXT...': correct one's own message.
+func cmdEdit(ctx context.Context, a *app, args []string) error {
+	fs := a.flags("edit")
+	pos, err := parse(fs, "edit", args, -1)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 2 {
+		return usagef("edit", "edit needs the ID of one of your messages and its new text")
+	}
+	c, err := a.openRegistered(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	m, err := c.EditMessage(ctx, pos[0], strings.Join(pos[1:], " "))
+	if err != nil {
+		return err
+	}
+	if a.json {
+		return a.printJSON(toJSONMessage(m))
+	}
+	a.println("Edited: %s", formatLine(m, false))
+	return nil
 }
 
 // cmdAccount is 'parley account delete HANDLE': the handle, typed again,

@@ -191,6 +191,7 @@ func addFileFields(j *jsonMessage, m client.Message) {
 	}
 	j.Timer = int64(m.Timer / time.Second)
 	j.ExpiresAt = formatJSONTime(m.ExpiresAt)
+	j.EditedAt = formatJSONTime(m.EditedAt)
 	if at := m.Attachment; at != nil {
 		j.Attachment = &jsonAttachment{Name: at.Name, MediaType: at.MediaType, Size: at.Size, ViewOnce: at.ViewOnce,
 			State: at.State, Path: at.Path, Error: at.Error}
@@ -206,9 +207,13 @@ func messageText(m client.Message) string {
 		}
 		return "(this message was deleted)"
 	}
+	edited := ""
+	if !m.EditedAt.IsZero() {
+		edited = " (edited)"
+	}
 	at := m.Attachment
 	if at == nil {
-		return m.Text + vanishMark(m)
+		return m.Text + edited + vanishMark(m)
 	}
 	var s string
 	switch {
@@ -230,7 +235,7 @@ func messageText(m client.Message) string {
 	if m.Text != "" {
 		s += " " + m.Text
 	}
-	return s + vanishMark(m)
+	return s + edited + vanishMark(m)
 }
 
 // vanishMark notes that a message vanishes.

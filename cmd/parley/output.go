@@ -39,6 +39,7 @@ type jsonMessage struct {
 	Kind       string          `json:"kind,omitempty"`       // "timer": the vanishing timer changed (timer: the new one, 0 off); "deleted": deleted for everyone
 	Timer      int64           `json:"timer,omitempty"`      // seconds a vanishing message lives once read
 	ExpiresAt  string          `json:"expires_at,omitempty"` // when it vanishes here
+	EditedAt   string          `json:"edited_at,omitempty"`  // when its text was last edited
 	Attachment *jsonAttachment `json:"attachment,omitempty"`
 }
 

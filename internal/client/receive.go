@@ -618,6 +618,8 @@ func (c *Client) fromPeer(tx *clientdb.Tx, sender, state string, env *api.Envelo
 		return c.onCall(tx, false, sender, sender, state, env, ct)
 	case content.KindDelete: // unsend.go
 		return c.onDelete(tx, sender, sender, false, env, ct)
+	case content.KindEdit: // edit.go
+		return c.onEdit(tx, sender, sender, false, env, ct)
 	}
 	// A contact sync from another account, or a kind this build does not
 	// know: nothing to do.
@@ -687,6 +689,12 @@ func (c *Client) fromOwnDevice(tx *clientdb.Tx, me self, env *api.Envelope, ct *
 			return nil, drop("a deletion from another own device names no valid conversation")
 		}
 		return c.onDelete(tx, me.handle, conv, true, env, ct)
+	case content.KindEdit: // edit.go
+		conv, err := normHandle(ct.To)
+		if err != nil {
+			return nil, drop("an edit from another own device names no valid conversation")
+		}
+		return c.onEdit(tx, me.handle, conv, true, env, ct)
 	}
 	// The own devices' copies of delivery receipts and typing: nothing to do.
 	return nil, nil

@@ -36,6 +36,7 @@ type Message struct {
 	Timer      time.Duration
 	ExpiresAt  time.Time   // when it vanishes here; zero until it counts (vanish.go)
 	Attachment *Attachment // a file, with Text as its caption (files.go)
+	EditedAt   time.Time   // when its text was last edited; zero: never (edit.go)
 }
 
 func messageFromRow(m *clientdb.Message) Message {
@@ -53,6 +54,7 @@ func messageFromRow(m *clientdb.Message) Message {
 		Kind:       kindString(m.Kind),
 		Timer:      time.Duration(m.Timer) * time.Second,
 		ExpiresAt:  m.ExpiresAt,
+		EditedAt:   m.EditedAt,
 	}
 }
 

@@ -27,10 +27,13 @@ const (
 	// KindDelete deletes for everyone the sender's own messages Refs in
 	// the conversation To (kinds 7 and 8 are in attachment.go and history.go).
 	KindDelete Kind = 9
+	// KindEdit replaces the text of the sender's own message Refs[0] in
+	// the conversation To with Text.
+	KindEdit Kind = 10
 )
 
 func (k Kind) valid() bool {
-	return k >= KindText && k <= KindContactSync || k == KindCall || k == KindTimer || k == KindHistory || k == KindDelete // KindTimer: attachment.go; KindHistory: history.go
+	return k >= KindText && k <= KindContactSync || k == KindCall || k == KindTimer || k == KindHistory || k == KindDelete || k == KindEdit // KindTimer: attachment.go; KindHistory: history.go
 }
 
 // ContactState is the state of a contact entry.

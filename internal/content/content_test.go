@@ -39,6 +39,7 @@ func samples() map[string]*Content {
 		"call-answered-elsewhere": {Kind: KindCall, ID: id, SentAt: 9, To: "alice", Call: &Call{ID: [16]byte{0: 0xca, 15: 0x11},
 			Type: CallAnsweredElsewhere, Device: 77}},
 		"delete": {Kind: KindDelete, ID: id, SentAt: 11, To: "bob", Refs: [][16]byte{{7}}},
+		"edit":   {Kind: KindEdit, ID: id, SentAt: 12, To: "bob", Refs: [][16]byte{{7}}, Text: "what I meant"},
 		"history": {Kind: KindHistory, ID: id, SentAt: 10, To: "alice", ForDevice: 0x0badcafe, Attachment: &Attachment{
 			BlobID: strings.Repeat("A", BlobIDSize), Key: key, SHA256: key, CiphertextSize: 1000, PlaintextSize: 984,
 			MediaType: HistoryMediaType, FileName: "history"}},
@@ -93,7 +94,7 @@ func TestPadding(t *testing.T) {
 func TestRejects(t *testing.T) {
 	for name, c := range map[string]*Content{
 		"kind0":     {Kind: 0},
-		"kind10":    {Kind: 10}, // 7 is KindTimer, 8 KindHistory, 9 KindDelete
+		"kind11":    {Kind: 11}, // 7 is KindTimer, 8 KindHistory, 9 KindDelete, 10 KindEdit
 		"state0":    {Kind: KindContactSync, Contacts: []Contact{{Handle: "a"}}},
 		"state4":    {Kind: KindContactSync, Contacts: []Contact{{Handle: "a", State: 4}}},
 		"short-key": {Kind: KindContactSync, Contacts: []Contact{{Handle: "a", State: 1, IdentityKey: []byte{1}}}},
@@ -111,7 +112,7 @@ func TestRejects(t *testing.T) {
 	stateAt := verifiedAt - 2
 	for name, mut := range map[string]func(b []byte){
 		"version":  func(b []byte) { b[0] = 2 },
-		"kind":     func(b []byte) { b[kindAt] = 10 },
+		"kind":     func(b []byte) { b[kindAt] = 11 },
 		"typing":   func(b []byte) { b[typingAt] = 2 },
 		"state":    func(b []byte) { b[stateAt] = 0 },
 		"verified": func(b []byte) { b[verifiedAt] = 2 },

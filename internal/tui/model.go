@@ -565,6 +565,13 @@ func (m model) event(e client.Event) (tea.Model, tea.Cmd) {
 		} else {
 			delete(m.typing, e.Peer)
 		}
+	case "edited":
+		if e.Message != nil {
+			msgs := m.history[e.Peer]
+			if i := slices.IndexFunc(msgs, func(x client.Message) bool { return x.ID == e.Message.ID }); i >= 0 {
+				msgs[i].Text, msgs[i].EditedAt = e.Message.Text, e.Message.EditedAt
+			}
+		}
 	case "deleted":
 		msgs := m.history[e.Peer]
 		for i := range msgs {

@@ -83,6 +83,8 @@ func (m *model) messageLine(msg client.Message) string {
 	text := msg.Text
 	if msg.Kind == client.KindDeleted {
 		text = dimStyle.Render("(this message was deleted)")
+	} else if !msg.EditedAt.IsZero() {
+		text += " " + dimStyle.Render("(edited)")
 	}
 	line := dimStyle.Render(t.Local().Format(layout)) + " " + titleStyle.Render(who) + ": " + text
 	if msg.Outgoing {

@@ -161,6 +161,8 @@ CREATE TABLE outbox (
 `,
 	// 2: files and vanishing messages (files.go).
 	migrationFiles,
+	// 3: edited messages: when the text was last replaced (0: never).
+	`ALTER TABLE messages ADD COLUMN edited_at INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // SchemaVersion is the number of migrations this build knows.

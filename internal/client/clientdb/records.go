@@ -385,6 +385,15 @@ type Message struct {
 	Timer uint32
 	// ExpiresAt is when the message vanishes here; zero: not counting.
 	ExpiresAt time.Time
+	// EditedAt is when its text was last replaced (the edit's sending
+	// time); zero: never. Set by EditMessage only.
+	EditedAt time.Time
+}
+
+// EditMessage replaces the text of history message seq, as of editedAt.
+func (tx *Tx) EditMessage(seq int64, text string, editedAt time.Time) error {
+	_, err := tx.q.ExecContext(tx.ctx, `UPDATE messages SET body = ?, edited_at = ? WHERE seq = ?`, text, ms(editedAt), seq)
+	return wrap("edit message", err)
 }
 
 // InsertMessage stores m and sets m.Seq. inserted is false (and nothing
@@ -440,16 +449,16 @@ func (tx *Tx) insertMessage(m *Message, seq *int64) (inserted bool, err error) {
 	return true, wrap("insert message", err)
 }
 
-const messageCols = `seq, id, peer, sender, device, sent_at, received_at, body, outgoing, status, request, kind, timer, expires_at`
+const messageCols = `seq, id, peer, sender, device, sent_at, received_at, body, outgoing, status, request, kind, timer, expires_at, edited_at`
 
 func scanMessage(sc interface{ Scan(...any) error }) (*Message, error) {
 	var m Message
-	var sent, recv, expires int64
+	var sent, recv, expires, edited int64
 	var out, req, status int
-	if err := sc.Scan(&m.Seq, &m.ID, &m.Peer, &m.Sender, &m.Device, &sent, &recv, &m.Text, &out, &status, &req, &m.Kind, &m.Timer, &expires); err != nil {
+	if err := sc.Scan(&m.Seq, &m.ID, &m.Peer, &m.Sender, &m.Device, &sent, &recv, &m.Text, &out, &status, &req, &m.Kind, &m.Timer, &expires, &edited); err != nil {
 		return nil, err
 	}
-	m.SentAt, m.ReceivedAt, m.ExpiresAt = fromMS(sent), fromMS(recv), fromMS(expires)
+	m.SentAt, m.ReceivedAt, m.ExpiresAt, m.EditedAt = fromMS(sent), fromMS(recv), fromMS(expires), fromMS(edited)
 	m.Outgoing, m.Request, m.Status = out != 0, req != 0, Status(status)
 	return &m, nil
 }
