@@ -63,7 +63,7 @@ func commandList() []*command {
 		{name: "register", args: "[--name NAME] [--invite CODE] [--pin-stdin] HANDLE", summary: "create an account with this device as its first",
 			detail: "Flags:\n  --name NAME     this device's name in the device list (default: parley on HOSTNAME)\n  --invite CODE   the invite code the server's operator gave you, where registration is by invitation\n  --pin-stdin     then set a PIN (see 'parley help pin') read from standard input;\n                  in a terminal, register offers to set one",
 			run:    cmdRegister},
-		{name: "send", args: "HANDLE TEXT... | HANDLE --file PATH [--caption TEXT] [--keep-metadata] [--view-once]",
+		{name: "send", args: "[--reply-to ID] HANDLE TEXT... | HANDLE --file PATH [--caption TEXT] [--keep-metadata] [--view-once]",
 			summary: "send a message (TEXT from stdin if omitted) or a file",
 			detail:  sendDetail, run: cmdSend},
 		{name: "sync", args: "[--wait DURATION] [--follow] [--no-download]", summary: "receive pending messages and print them",

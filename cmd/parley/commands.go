@@ -98,6 +98,7 @@ func cmdRegister(ctx context.Context, a *app, args []string) error {
 func cmdSend(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("send")
 	ff := a.addFileFlags(fs) // files.go
+	replyTo := fs.String("reply-to", "", "answer the message `ID` (before HANDLE; 'parley history HANDLE --json' shows the ids)")
 	maxPos := 1
 	if hasFileFlag(args) {
 		maxPos = -1 // send HANDLE --file PATH: flags may follow HANDLE
@@ -107,6 +108,9 @@ func cmdSend(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	if ff.file != "" {
+		if *replyTo != "" {
+			return usagef("send", "--reply-to goes with a text, not with --file")
+		}
 		return a.sendFile(ctx, pos, ff)
 	}
 	if ff.caption != "" || ff.keepMeta || ff.viewOnce || ff.rate != "" {
@@ -135,7 +139,7 @@ func cmdSend(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer c.Close()
-	m, err := c.Send(ctx, a.subject, text)
+	m, err := c.SendReply(ctx, a.subject, text, *replyTo)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,8 @@ import (
 
 const sendDetail = `Flags go before HANDLE; everything after HANDLE is the message.
 Exits 0 once the server has committed the message.
+  --reply-to ID      answer message ID of the conversation, which is shown quoted
+                     ('parley history HANDLE --json' shows the ids)
 
 With --file (flags may then follow HANDLE):
   --file PATH        send a file of any type and size; JPEG and PNG photos lose
@@ -192,6 +194,10 @@ func addFileFields(j *jsonMessage, m client.Message) {
 	j.Timer = int64(m.Timer / time.Second)
 	j.ExpiresAt = formatJSONTime(m.ExpiresAt)
 	j.EditedAt = formatJSONTime(m.EditedAt)
+	j.ReplyTo = m.ReplyTo
+	if q := m.Quote; q != nil {
+		j.Quote = &jsonQuote{From: q.From, Text: q.Text, Deleted: q.Deleted, File: q.File}
+	}
 	if at := m.Attachment; at != nil {
 		j.Attachment = &jsonAttachment{Name: at.Name, MediaType: at.MediaType, Size: at.Size, ViewOnce: at.ViewOnce,
 			State: at.State, Path: at.Path, Error: at.Error}
@@ -201,6 +207,34 @@ func addFileFields(j *jsonMessage, m client.Message) {
 // messageText is what a person sees of a message's body: its text, with
 // its file in brackets.
 func messageText(m client.Message) string {
+	return quoteText(m) + bodyText(m)
+}
+
+// quoteText is how a reply shows what it answers: `[↪ bob: "the
+// start of it"] `.
+func quoteText(m client.Message) string {
+	if m.ReplyTo == "" {
+		return ""
+	}
+	q := m.Quote
+	if q == nil {
+		return "[↪ a message not on this device] "
+	}
+	text := q.Text
+	switch {
+	case q.Deleted:
+		text = "(deleted)"
+	case text == "" && q.File != "":
+		text = "[file " + q.File + "]"
+	}
+	if r := []rune(text); len(r) > 40 {
+		text = string(r[:39]) + "…"
+	}
+	return fmt.Sprintf("[↪ %s: %q] ", q.From, strings.ReplaceAll(text, "\n", " "))
+}
+
+// bodyText is a message's own text, with its file in brackets.
+func bodyText(m client.Message) string {
 	if m.Kind == client.KindDeleted {
 		if m.Outgoing {
 			return "(you deleted this message)"

@@ -41,6 +41,16 @@ type jsonMessage struct {
 	ExpiresAt  string          `json:"expires_at,omitempty"` // when it vanishes here
 	EditedAt   string          `json:"edited_at,omitempty"`  // when its text was last edited
 	Attachment *jsonAttachment `json:"attachment,omitempty"`
+	ReplyTo    string          `json:"reply_to,omitempty"` // the id of the message it answers
+	Quote      *jsonQuote      `json:"quote,omitempty"`    // that message as this device has it
+}
+
+// jsonQuote is the message a reply answers.
+type jsonQuote struct {
+	From    string `json:"from"`
+	Text    string `json:"text"`
+	Deleted bool   `json:"deleted,omitempty"`
+	File    string `json:"file,omitempty"`
 }
 
 func toJSONMessage(m client.Message) jsonMessage {

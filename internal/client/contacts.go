@@ -34,15 +34,18 @@ func (c *Client) History(ctx context.Context, peer string, limit int) ([]Message
 		return nil, err
 	}
 	var rows []*clientdb.Message
+	var out []Message
 	if err := c.db.View(ctx, func(tx *clientdb.Tx) error {
-		rows, err = tx.History(h, limit)
-		return err
+		if rows, err = tx.History(h, limit); err != nil {
+			return err
+		}
+		out = make([]Message, len(rows))
+		for i, r := range rows {
+			out[i] = messageFromRow(r)
+		}
+		return addQuotes(tx, out) // reply.go
 	}); err != nil {
 		return nil, fmt.Errorf("client: %w", err)
-	}
-	out := make([]Message, len(rows))
-	for i, r := range rows {
-		out[i] = messageFromRow(r)
 	}
 	if err := c.addAttachments(ctx, rows, out); err != nil { // files.go
 		return nil, err

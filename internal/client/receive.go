@@ -580,6 +580,7 @@ func (c *Client) fromPeer(tx *clientdb.Tx, sender, state string, env *api.Envelo
 			ID: env.MessageID, Peer: sender, Sender: sender, Device: env.SenderDevice,
 			SentAt: time.UnixMilli(ct.SentAt), ReceivedAt: time.Now(), Text: ct.Text,
 			Status: clientdb.StatusReceived, Request: state != clientdb.StateContact, Timer: ct.Timer,
+			ReplyTo: replyID(ct), // reply.go
 		}
 		ins, err := tx.InsertMessage(m)
 		if err != nil || !ins {
@@ -596,6 +597,11 @@ func (c *Client) fromPeer(tx *clientdb.Tx, sender, state string, env *api.Envelo
 		}
 		msg := messageFromRow(m)
 		msg.Attachment = att
+		qs := []Message{msg}
+		if err := addQuotes(tx, qs); err != nil { // reply.go
+			return nil, err
+		}
+		msg = qs[0]
 		return []Event{{Type: EventMessage, Message: &msg, Peer: sender, Device: env.SenderDevice}}, nil
 	case content.KindTimer: // vanish.go
 		return c.onTimer(tx, false, sender, sender, state, env, ct)
@@ -639,6 +645,7 @@ func (c *Client) fromOwnDevice(tx *clientdb.Tx, me self, env *api.Envelope, ct *
 			SentAt: time.UnixMilli(ct.SentAt), ReceivedAt: time.Now(), Text: ct.Text,
 			Outgoing: true, Status: clientdb.StatusSent,
 			Timer: ct.Timer, ExpiresAt: expiryOf(time.UnixMilli(ct.SentAt), ct.Timer), // vanish.go: from sending
+			ReplyTo: replyID(ct), // reply.go
 		}
 		ins, err := tx.InsertMessage(m)
 		if err != nil || !ins {
@@ -650,6 +657,11 @@ func (c *Client) fromOwnDevice(tx *clientdb.Tx, me self, env *api.Envelope, ct *
 		}
 		msg := messageFromRow(m)
 		msg.Attachment = att
+		qs := []Message{msg}
+		if err := addQuotes(tx, qs); err != nil { // reply.go
+			return nil, err
+		}
+		msg = qs[0]
 		return []Event{{Type: EventMessage, Message: &msg, Peer: conv, Device: env.SenderDevice}}, nil
 	case content.KindTimer: // vanish.go
 		conv, err := normHandle(ct.To)

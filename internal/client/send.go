@@ -31,6 +31,13 @@ const maxRefs = 100
 // If the server cannot be reached the message stays queued (Status
 // "sending") and Sync/Run send it later; the error says why.
 func (c *Client) Send(ctx context.Context, handle, text string) (Message, error) {
+	return c.SendReply(ctx, handle, text, "")
+}
+
+// SendReply is Send of a message that answers message replyTo of the
+// conversation (ErrUnknownMessage if this device does not have it there);
+// "" sends a plain message (reply.go).
+func (c *Client) SendReply(ctx context.Context, handle, text, replyTo string) (Message, error) {
 	me, err := c.self()
 	if err != nil {
 		return Message{}, err
@@ -67,9 +74,15 @@ func (c *Client) Send(ctx context.Context, handle, text string) (Message, error)
 	ct := content.Content{Kind: content.KindText, ID: id, SentAt: now.UnixMilli(), To: h, Text: text}
 	err = c.db.View(ctx, func(tx *clientdb.Tx) error { // the conversation's vanishing timer (vanish.go)
 		var err error
-		ct.Timer, err = timerFor(tx, h)
+		if ct.Timer, err = timerFor(tx, h); err != nil {
+			return err
+		}
+		ct.ReplyTo, err = replyTarget(tx, h, replyTo) // reply.go
 		return err
 	})
+	if errors.Is(err, ErrUnknownMessage) {
+		return Message{}, err
+	}
 	if err != nil {
 		return Message{}, fmt.Errorf("client: %w", err)
 	}
@@ -80,7 +93,7 @@ func (c *Client) Send(ctx context.Context, handle, text string) (Message, error)
 	row := &clientdb.Message{
 		ID: hex.EncodeToString(id[:]), Peer: h, Sender: me.handle, Device: me.deviceID,
 		SentAt: time.UnixMilli(ct.SentAt), ReceivedAt: now, Text: text, Outgoing: true, Status: clientdb.StatusSending,
-		Timer: ct.Timer, ExpiresAt: expiryOf(now, ct.Timer),
+		Timer: ct.Timer, ExpiresAt: expiryOf(now, ct.Timer), ReplyTo: replyID(&ct),
 	}
 	item := &clientdb.OutboxItem{ID: row.ID, To: h, Kind: uint8(content.KindText), Content: b}
 	becameContact := false

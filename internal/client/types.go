@@ -37,6 +37,10 @@ type Message struct {
 	ExpiresAt  time.Time   // when it vanishes here; zero until it counts (vanish.go)
 	Attachment *Attachment // a file, with Text as its caption (files.go)
 	EditedAt   time.Time   // when its text was last edited; zero: never (edit.go)
+	// ReplyTo is the id of the message this one answers ("": none), and
+	// Quote that message as this device has it (nil if it has not; reply.go).
+	ReplyTo string
+	Quote   *Quote
 }
 
 func messageFromRow(m *clientdb.Message) Message {
@@ -55,6 +59,7 @@ func messageFromRow(m *clientdb.Message) Message {
 		Timer:      time.Duration(m.Timer) * time.Second,
 		ExpiresAt:  m.ExpiresAt,
 		EditedAt:   m.EditedAt,
+		ReplyTo:    m.ReplyTo,
 	}
 }
 

@@ -52,6 +52,7 @@ const (
 	tagTimer      = 1
 	tagAttachment = 2
 	tagForDevice  = 3
+	tagReplyTo    = 4
 )
 
 func validBlobID(id string) bool {
@@ -93,6 +94,7 @@ func (a *Attachment) check() error {
 //	                     || u64 ciphertext_size || u64 plaintext_size
 //	                     || u8-len media_type || u16-len file_name || u8 flags   (KindText, KindHistory)
 //	for_device (tag 3) = u32 device id                             (KindHistory; > 0)
+//	reply_to   (tag 4) = id (16) of the message replied to         (KindText; not all zero)
 //
 // flags: bit 0 view-once; the other bits are zero.
 func addExtensions(b *cryptobyte.Builder, c *Content) error {
@@ -133,6 +135,13 @@ func addExtensions(b *cryptobyte.Builder, c *Content) error {
 		b.AddUint8(tagForDevice)
 		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddUint32(c.ForDevice) })
 	}
+	if c.ReplyTo != ([16]byte{}) {
+		if c.Kind != KindText {
+			return fmt.Errorf("%w: a reply on kind %d", ErrMalformed, c.Kind)
+		}
+		b.AddUint8(tagReplyTo)
+		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(c.ReplyTo[:]) })
+	}
 	return nil
 }
 
@@ -164,6 +173,10 @@ func readExtensions(s *cryptobyte.String, c *Content) bool {
 			c.Attachment = a
 		case tagForDevice:
 			if c.Kind != KindHistory || !v.ReadUint32(&c.ForDevice) || c.ForDevice == 0 {
+				return false
+			}
+		case tagReplyTo:
+			if c.Kind != KindText || !v.CopyBytes(c.ReplyTo[:]) || c.ReplyTo == ([16]byte{}) {
 				return false
 			}
 		default:

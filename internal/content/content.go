@@ -72,6 +72,9 @@ type Content struct {
 	Attachment *Attachment // KindText: a file (attachment.go); Text is its caption. KindHistory: the archive (history.go)
 	// ForDevice, on KindHistory, is the own device the history is for.
 	ForDevice uint32
+	// ReplyTo, on KindText, is the id of the message it answers (zero:
+	// none).
+	ReplyTo [16]byte
 }
 
 // formatVersion is the first byte of every encoding.

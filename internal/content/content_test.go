@@ -40,6 +40,7 @@ func samples() map[string]*Content {
 			Type: CallAnsweredElsewhere, Device: 77}},
 		"delete": {Kind: KindDelete, ID: id, SentAt: 11, To: "bob", Refs: [][16]byte{{7}}},
 		"edit":   {Kind: KindEdit, ID: id, SentAt: 12, To: "bob", Refs: [][16]byte{{7}}, Text: "what I meant"},
+		"reply":  {Kind: KindText, ID: id, SentAt: 13, To: "bob", Text: "yes", ReplyTo: [16]byte{0: 9, 15: 9}, Timer: 60},
 		"history": {Kind: KindHistory, ID: id, SentAt: 10, To: "alice", ForDevice: 0x0badcafe, Attachment: &Attachment{
 			BlobID: strings.Repeat("A", BlobIDSize), Key: key, SHA256: key, CiphertextSize: 1000, PlaintextSize: 984,
 			MediaType: HistoryMediaType, FileName: "history"}},

@@ -86,6 +86,16 @@ func (m *model) messageLine(msg client.Message) string {
 	} else if !msg.EditedAt.IsZero() {
 		text += " " + dimStyle.Render("(edited)")
 	}
+	if q := msg.Quote; q != nil && msg.Kind != client.KindDeleted {
+		quoted := q.Text
+		if q.Deleted {
+			quoted = "(deleted)"
+		}
+		if r := []rune(quoted); len(r) > 40 {
+			quoted = string(r[:39]) + "…"
+		}
+		text = dimStyle.Render("↪ "+q.From+": "+quoted) + " " + text
+	}
 	line := dimStyle.Render(t.Local().Format(layout)) + " " + titleStyle.Render(who) + ": " + text
 	if msg.Outgoing {
 		mark := StatusMark(msg.Status)

@@ -163,6 +163,8 @@ CREATE TABLE outbox (
 	migrationFiles,
 	// 3: edited messages: when the text was last replaced (0: never).
 	`ALTER TABLE messages ADD COLUMN edited_at INTEGER NOT NULL DEFAULT 0;`,
+	// 4: replies: the id of the message a message answers ('' for none).
+	`ALTER TABLE messages ADD COLUMN reply_to TEXT NOT NULL DEFAULT '';`,
 }
 
 // SchemaVersion is the number of migrations this build knows.

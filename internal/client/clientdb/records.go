@@ -388,6 +388,8 @@ type Message struct {
 	// EditedAt is when its text was last replaced (the edit's sending
 	// time); zero: never. Set by EditMessage only.
 	EditedAt time.Time
+	// ReplyTo is the id of the message this one answers; "": none.
+	ReplyTo string
 }
 
 // EditMessage replaces the text of history message seq, as of editedAt.
@@ -432,9 +434,9 @@ func (tx *Tx) insertMessage(m *Message, seq *int64) (inserted bool, err error) {
 	if kind == 0 {
 		kind = kindText
 	}
-	res, err := tx.q.ExecContext(tx.ctx, `INSERT OR IGNORE INTO messages (seq, id, peer, sender, device, sent_at, received_at, body, outgoing, status, request, kind, timer, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	res, err := tx.q.ExecContext(tx.ctx, `INSERT OR IGNORE INTO messages (seq, id, peer, sender, device, sent_at, received_at, body, outgoing, status, request, kind, timer, expires_at, reply_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		seq, m.ID, m.Peer, m.Sender, m.Device, ms(m.SentAt), ms(m.ReceivedAt), m.Text, b2i(m.Outgoing), int(m.Status), b2i(m.Request),
-		kind, m.Timer, ms(m.ExpiresAt))
+		kind, m.Timer, ms(m.ExpiresAt), m.ReplyTo)
 	if err != nil {
 		return false, wrap("insert message", err)
 	}
@@ -449,13 +451,13 @@ func (tx *Tx) insertMessage(m *Message, seq *int64) (inserted bool, err error) {
 	return true, wrap("insert message", err)
 }
 
-const messageCols = `seq, id, peer, sender, device, sent_at, received_at, body, outgoing, status, request, kind, timer, expires_at, edited_at`
+const messageCols = `seq, id, peer, sender, device, sent_at, received_at, body, outgoing, status, request, kind, timer, expires_at, edited_at, reply_to`
 
 func scanMessage(sc interface{ Scan(...any) error }) (*Message, error) {
 	var m Message
 	var sent, recv, expires, edited int64
 	var out, req, status int
-	if err := sc.Scan(&m.Seq, &m.ID, &m.Peer, &m.Sender, &m.Device, &sent, &recv, &m.Text, &out, &status, &req, &m.Kind, &m.Timer, &expires, &edited); err != nil {
+	if err := sc.Scan(&m.Seq, &m.ID, &m.Peer, &m.Sender, &m.Device, &sent, &recv, &m.Text, &out, &status, &req, &m.Kind, &m.Timer, &expires, &edited, &m.ReplyTo); err != nil {
 		return nil, err
 	}
 	m.SentAt, m.ReceivedAt, m.ExpiresAt, m.EditedAt = fromMS(sent), fromMS(recv), fromMS(expires), fromMS(edited)
