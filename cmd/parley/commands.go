@@ -249,7 +249,7 @@ func (a *app) printEvent(e client.Event) {
 		a.println("Imported %d messages of history from your device %d.", e.Count, e.Device)
 	case "deleted":
 		a.println("@%s: %d message(s) deleted for everyone.", e.Peer, len(e.Refs))
-	case "edited":
+	case "edited", "reaction":
 		if e.Message != nil {
 			a.println("%s", formatLine(*e.Message, false))
 		}
@@ -844,6 +844,37 @@ func cmdEdit(ctx context.Context, a *app, args []string) error {
 		return a.printJSON(toJSONMessage(m))
 	}
 	a.println("Edited: %s", formatLine(m, false))
+	return nil
+}
+
+// cmdReact is 'parley react ID EMOJI' or 'parley react ID --remove'.
+func cmdReact(ctx context.Context, a *app, args []string) error {
+	fs := a.flags("react")
+	remove := fs.Bool("remove", false, "take your reaction back")
+	pos, err := parse(fs, "react", args, -1)
+	if err != nil {
+		return err
+	}
+	if (*remove && len(pos) != 1) || (!*remove && len(pos) != 2) {
+		return usagef("react", "react needs a message ID and an EMOJI, or the ID and --remove")
+	}
+	emoji := ""
+	if !*remove {
+		emoji = pos[1]
+	}
+	c, err := a.openRegistered(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	m, err := c.React(ctx, pos[0], emoji)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		return a.printJSON(toJSONMessage(m))
+	}
+	a.println("%s", formatLine(m, false))
 	return nil
 }
 

@@ -43,6 +43,8 @@ func (a *app) sentence(err error) string {
 		return fmt.Sprintf("%q is not a valid handle: use 3 to 32 characters of a-z, 0-9 and _", a.subject)
 	case errors.Is(err, client.ErrUnknownHandle):
 		return fmt.Sprintf("there is no account %s on this server", who)
+	case errors.Is(err, client.ErrBadReaction):
+		return "a reaction is an emoji (at most 64 bytes)"
 	case errors.Is(err, client.ErrNotEditable):
 		return "only your own messages of the last 24 hours can be edited"
 	case errors.Is(err, client.ErrNotDeletable):

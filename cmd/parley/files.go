@@ -195,6 +195,9 @@ func addFileFields(j *jsonMessage, m client.Message) {
 	j.ExpiresAt = formatJSONTime(m.ExpiresAt)
 	j.EditedAt = formatJSONTime(m.EditedAt)
 	j.ReplyTo = m.ReplyTo
+	for _, r := range m.Reactions {
+		j.Reactions = append(j.Reactions, jsonReaction{From: r.From, Emoji: r.Emoji})
+	}
 	if q := m.Quote; q != nil {
 		j.Quote = &jsonQuote{From: q.From, Text: q.Text, Deleted: q.Deleted, File: q.File}
 	}
@@ -207,7 +210,23 @@ func addFileFields(j *jsonMessage, m client.Message) {
 // messageText is what a person sees of a message's body: its text, with
 // its file in brackets.
 func messageText(m client.Message) string {
-	return quoteText(m) + bodyText(m)
+	return quoteText(m) + bodyText(m) + reactionsText(m)
+}
+
+// reactionsText is a message's reactions: "  [👍 bob, 🍜 you]".
+func reactionsText(m client.Message) string {
+	if len(m.Reactions) == 0 {
+		return ""
+	}
+	parts := make([]string, len(m.Reactions))
+	for i, r := range m.Reactions {
+		who := r.From // the peer, or this account
+		if who != m.Peer {
+			who = "you"
+		}
+		parts[i] = r.Emoji + " " + who
+	}
+	return "  [" + strings.Join(parts, ", ") + "]"
 }
 
 // quoteText is how a reply shows what it answers: `[↪ bob: "the

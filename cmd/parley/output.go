@@ -43,6 +43,13 @@ type jsonMessage struct {
 	Attachment *jsonAttachment `json:"attachment,omitempty"`
 	ReplyTo    string          `json:"reply_to,omitempty"` // the id of the message it answers
 	Quote      *jsonQuote      `json:"quote,omitempty"`    // that message as this device has it
+	Reactions  []jsonReaction  `json:"reactions,omitempty"`
+}
+
+// jsonReaction is one account's reaction to a message.
+type jsonReaction struct {
+	From  string `json:"from"`
+	Emoji string `json:"emoji"`
 }
 
 // jsonQuote is the message a reply answers.

@@ -43,7 +43,10 @@ func (c *Client) History(ctx context.Context, peer string, limit int) ([]Message
 		for i, r := range rows {
 			out[i] = messageFromRow(r)
 		}
-		return addQuotes(tx, out) // reply.go
+		if err := addQuotes(tx, out); err != nil { // reply.go
+			return err
+		}
+		return addReactions(tx, out) // reactions.go
 	}); err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}

@@ -626,6 +626,11 @@ func (c *Client) fromPeer(tx *clientdb.Tx, sender, state string, env *api.Envelo
 		return c.onDelete(tx, sender, sender, false, env, ct)
 	case content.KindEdit: // edit.go
 		return c.onEdit(tx, sender, sender, false, env, ct)
+	case content.KindReaction: // reactions.go
+		if state == clientdb.StateBlocked {
+			return nil, nil
+		}
+		return c.onReaction(tx, sender, sender, env, ct)
 	}
 	// A contact sync from another account, or a kind this build does not
 	// know: nothing to do.
@@ -707,6 +712,12 @@ func (c *Client) fromOwnDevice(tx *clientdb.Tx, me self, env *api.Envelope, ct *
 			return nil, drop("an edit from another own device names no valid conversation")
 		}
 		return c.onEdit(tx, me.handle, conv, true, env, ct)
+	case content.KindReaction: // reactions.go
+		conv, err := normHandle(ct.To)
+		if err != nil {
+			return nil, drop("a reaction from another own device names no valid conversation")
+		}
+		return c.onReaction(tx, me.handle, conv, env, ct)
 	}
 	// The own devices' copies of delivery receipts and typing: nothing to do.
 	return nil, nil

@@ -41,6 +41,9 @@ type Message struct {
 	// Quote that message as this device has it (nil if it has not; reply.go).
 	ReplyTo string
 	Quote   *Quote
+	// Reactions are the accounts' reactions to it, oldest first
+	// (reactions.go).
+	Reactions []Reaction
 }
 
 func messageFromRow(m *clientdb.Message) Message {

@@ -30,10 +30,13 @@ const (
 	// KindEdit replaces the text of the sender's own message Refs[0] in
 	// the conversation To with Text.
 	KindEdit Kind = 10
+	// KindReaction sets the sender's reaction to message Refs[0] of the
+	// conversation To: Text is the emoji, "" takes the reaction back.
+	KindReaction Kind = 11
 )
 
 func (k Kind) valid() bool {
-	return k >= KindText && k <= KindContactSync || k == KindCall || k == KindTimer || k == KindHistory || k == KindDelete || k == KindEdit // KindTimer: attachment.go; KindHistory: history.go
+	return k >= KindText && k <= KindContactSync || k == KindCall || k == KindTimer || k == KindHistory || k == KindDelete || k == KindEdit || k == KindReaction // KindTimer: attachment.go; KindHistory: history.go
 }
 
 // ContactState is the state of a contact entry.

@@ -40,6 +40,7 @@ func samples() map[string]*Content {
 			Type: CallAnsweredElsewhere, Device: 77}},
 		"delete": {Kind: KindDelete, ID: id, SentAt: 11, To: "bob", Refs: [][16]byte{{7}}},
 		"edit":   {Kind: KindEdit, ID: id, SentAt: 12, To: "bob", Refs: [][16]byte{{7}}, Text: "what I meant"},
+		"react":  {Kind: KindReaction, ID: id, SentAt: 14, To: "bob", Refs: [][16]byte{{7}}, Text: "👍"},
 		"reply":  {Kind: KindText, ID: id, SentAt: 13, To: "bob", Text: "yes", ReplyTo: [16]byte{0: 9, 15: 9}, Timer: 60},
 		"history": {Kind: KindHistory, ID: id, SentAt: 10, To: "alice", ForDevice: 0x0badcafe, Attachment: &Attachment{
 			BlobID: strings.Repeat("A", BlobIDSize), Key: key, SHA256: key, CiphertextSize: 1000, PlaintextSize: 984,
@@ -95,7 +96,7 @@ func TestPadding(t *testing.T) {
 func TestRejects(t *testing.T) {
 	for name, c := range map[string]*Content{
 		"kind0":     {Kind: 0},
-		"kind11":    {Kind: 11}, // 7 is KindTimer, 8 KindHistory, 9 KindDelete, 10 KindEdit
+		"kind12":    {Kind: 12}, // 7 is KindTimer, 8 KindHistory, 9 KindDelete, 10 KindEdit, 11 KindReaction
 		"state0":    {Kind: KindContactSync, Contacts: []Contact{{Handle: "a"}}},
 		"state4":    {Kind: KindContactSync, Contacts: []Contact{{Handle: "a", State: 4}}},
 		"short-key": {Kind: KindContactSync, Contacts: []Contact{{Handle: "a", State: 1, IdentityKey: []byte{1}}}},
@@ -113,7 +114,7 @@ func TestRejects(t *testing.T) {
 	stateAt := verifiedAt - 2
 	for name, mut := range map[string]func(b []byte){
 		"version":  func(b []byte) { b[0] = 2 },
-		"kind":     func(b []byte) { b[kindAt] = 11 },
+		"kind":     func(b []byte) { b[kindAt] = 12 },
 		"typing":   func(b []byte) { b[typingAt] = 2 },
 		"state":    func(b []byte) { b[stateAt] = 0 },
 		"verified": func(b []byte) { b[verifiedAt] = 2 },

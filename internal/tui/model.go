@@ -565,11 +565,11 @@ func (m model) event(e client.Event) (tea.Model, tea.Cmd) {
 		} else {
 			delete(m.typing, e.Peer)
 		}
-	case "edited":
+	case "edited", "reaction":
 		if e.Message != nil {
 			msgs := m.history[e.Peer]
 			if i := slices.IndexFunc(msgs, func(x client.Message) bool { return x.ID == e.Message.ID }); i >= 0 {
-				msgs[i].Text, msgs[i].EditedAt = e.Message.Text, e.Message.EditedAt
+				msgs[i].Text, msgs[i].EditedAt, msgs[i].Reactions = e.Message.Text, e.Message.EditedAt, e.Message.Reactions
 			}
 		}
 	case "deleted":

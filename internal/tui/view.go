@@ -86,6 +86,9 @@ func (m *model) messageLine(msg client.Message) string {
 	} else if !msg.EditedAt.IsZero() {
 		text += " " + dimStyle.Render("(edited)")
 	}
+	for _, r := range msg.Reactions {
+		text += " " + dimStyle.Render(r.Emoji+" "+r.From)
+	}
 	if q := msg.Quote; q != nil && msg.Kind != client.KindDeleted {
 		quoted := q.Text
 		if q.Deleted {

@@ -165,6 +165,8 @@ CREATE TABLE outbox (
 	`ALTER TABLE messages ADD COLUMN edited_at INTEGER NOT NULL DEFAULT 0;`,
 	// 4: replies: the id of the message a message answers ('' for none).
 	`ALTER TABLE messages ADD COLUMN reply_to TEXT NOT NULL DEFAULT '';`,
+	// 5: reactions: one per reacting account and message (reactions.go).
+	migrationReactions,
 }
 
 // SchemaVersion is the number of migrations this build knows.

@@ -340,6 +340,9 @@ func (tx *Tx) DeleteMessage(seq int64, id string) error {
 	if _, err := tx.q.ExecContext(tx.ctx, `DELETE FROM attachments WHERE msg = ?`, seq); err != nil {
 		return wrap("delete message", err)
 	}
+	if _, err := tx.q.ExecContext(tx.ctx, `DELETE FROM reactions WHERE msg_id = ?`, id); err != nil {
+		return wrap("delete message", err)
+	}
 	if _, err := tx.q.ExecContext(tx.ctx, `DELETE FROM messages WHERE seq = ?`, seq); err != nil {
 		return wrap("delete message", err)
 	}
@@ -352,6 +355,9 @@ func (tx *Tx) DeleteMessage(seq int64, id string) error {
 // id (a message deleted before it left). Files are the caller's to remove.
 func (tx *Tx) Tombstone(seq int64, id string, kind uint8) error {
 	if _, err := tx.q.ExecContext(tx.ctx, `DELETE FROM attachments WHERE msg = ?`, seq); err != nil {
+		return wrap("tombstone", err)
+	}
+	if _, err := tx.q.ExecContext(tx.ctx, `DELETE FROM reactions WHERE msg_id = ?`, id); err != nil {
 		return wrap("tombstone", err)
 	}
 	if _, err := tx.q.ExecContext(tx.ctx, `UPDATE messages SET body = '', kind = ?, timer = 0, expires_at = 0 WHERE seq = ?`, kind, seq); err != nil {
