@@ -847,6 +847,48 @@ func cmdEdit(ctx context.Context, a *app, args []string) error {
 	return nil
 }
 
+// cmdSearch is 'parley search [--with HANDLE] TEXT...'.
+func cmdSearch(ctx context.Context, a *app, args []string) error {
+	fs := a.flags("search")
+	with := fs.String("with", "", "only the conversation with `HANDLE`")
+	pos, err := parse(fs, "search", args, -1)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usagef("search", "search needs the TEXT to look for")
+	}
+	c, err := a.openRegistered(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	a.subject = handleArg(*with)
+	ms, err := c.Search(ctx, strings.Join(pos, " "), a.subject)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if a.json {
+			if err := a.printJSON(toJSONMessage(m)); err != nil {
+				return err
+			}
+			continue
+		}
+		line := formatLine(m, true)
+		if !m.Outgoing {
+			line = strings.Replace(line, " "+m.From+":", " "+m.From+" → you:", 1)
+		} else {
+			line = strings.Replace(line, " you:", " you → "+m.Peer+":", 1)
+		}
+		a.println("%s", line)
+	}
+	if len(ms) == 0 && !a.json {
+		a.println("No message here has that text.")
+	}
+	return nil
+}
+
 // cmdReact is 'parley react ID EMOJI' or 'parley react ID --remove'.
 func cmdReact(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("react")

@@ -3,6 +3,7 @@ package clientdb
 import (
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -727,4 +728,21 @@ func (tx *Tx) AttemptOutbox(id string) error {
 func (tx *Tx) DeleteOutbox(id string) error {
 	_, err := tx.q.ExecContext(tx.ctx, `DELETE FROM outbox WHERE id = ?`, id)
 	return wrap("delete outbox", err)
+}
+
+// SearchMessages returns the messages whose text contains query (case
+// folded for ASCII letters; matched as text, so % and _ are ordinary
+// characters), in peer's conversation or in all when peer is "", newest
+// first, at most limit.
+func (tx *Tx) SearchMessages(query, peer string, limit int) ([]*Message, error) {
+	esc := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(query)
+	q := `SELECT ` + messageCols + ` FROM messages WHERE body LIKE ? ESCAPE '\' AND kind = ?`
+	args := []any{"%" + esc + "%", kindText}
+	if peer != "" {
+		q += ` AND peer = ?`
+		args = append(args, peer)
+	}
+	q += ` ORDER BY seq DESC LIMIT ?`
+	args = append(args, limit)
+	return tx.messages(q, args...)
 }
