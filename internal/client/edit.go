@@ -48,11 +48,7 @@ func (c *Client) EditMessage(ctx context.Context, id, text string) (Message, err
 	var m *clientdb.Message
 	err = c.db.Update(ctx, func(tx *clientdb.Tx) error {
 		var err error
-		m, err = tx.MessageByID(id)
-		if errors.Is(err, clientdb.ErrNotFound) {
-			return ErrUnknownMessage
-		}
-		if err != nil {
+		if m, err = targetMessage(tx, id); err != nil {
 			return err
 		}
 		if !m.Outgoing || m.Sender != me.handle || !deletable(m) || now.Sub(m.SentAt) > unsendWindow {
@@ -84,12 +80,8 @@ func (c *Client) onEdit(tx *clientdb.Tx, from, conv string, outgoing bool, env *
 	if len(ct.Refs) != 1 || ct.Text == "" || len(ct.Text) > MaxTextBytes {
 		return nil, drop("an edit names no message or no text")
 	}
-	id := refIDs(ct.Refs)[0]
-	m, err := tx.MessageByID(id)
-	if errors.Is(err, clientdb.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
+	id, m, err := referredMessage(tx, ct)
+	if m == nil || err != nil {
 		return nil, err
 	}
 	at := time.UnixMilli(env.ServerTime)

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parleychat/parley/internal/client/clientdb"
 	"github.com/parleychat/parley/internal/content"
 )
 
@@ -52,27 +51,7 @@ func TestEditMessage(t *testing.T) {
 	}
 	syncAll(t, bob)
 	stale := &content.Content{Kind: content.KindEdit, To: "bob", Refs: [][16]byte{mustID(t, typo.ID)}, Text: "see you at 8pm"}
-	if err := alice.db.Update(ctx, func(tx *clientdb.Tx) error {
-		if err := queueControl(tx, "bob", stale); err != nil {
-			return err
-		}
-		stale.SentAt = time.Now().Add(-time.Minute).UnixMilli()
-		b, err := stale.Marshal()
-		if err != nil {
-			return err
-		}
-		o, err := tx.OutboxItem(idString(stale.ID))
-		if err != nil {
-			return err
-		}
-		o.Content = b
-		return tx.PutOutbox(o)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := alice.flushOutbox(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sendControl(t, alice, "bob", stale, time.Minute)
 	if evs := only(syncAll(t, bob), EventEdited); len(evs) != 0 {
 		t.Fatalf("a stale edit was applied: %s", describe(evs))
 	}
@@ -82,12 +61,7 @@ func TestEditMessage(t *testing.T) {
 
 	// An edit bob writes by hand for alice's message changes nothing.
 	forged := &content.Content{Kind: content.KindEdit, To: "alice", Refs: [][16]byte{mustID(t, typo.ID)}, Text: "forged"}
-	if err := bob.db.Update(ctx, func(tx *clientdb.Tx) error { return queueControl(tx, "alice", forged) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := bob.flushOutbox(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sendControl(t, bob, "alice", forged, 0)
 	syncAll(t, alice)
 	if _, text := kindOf(t, alice, "bob", typo.ID); text != "see you at 8:30pm" {
 		t.Fatalf("after a forged edit alice has %q", text)

@@ -114,12 +114,7 @@ func TestHistoryOnlyFromOwnDevices(t *testing.T) {
 	ct := &content.Content{Kind: content.KindHistory, To: "alice", ForDevice: alice.DeviceID(), Attachment: &content.Attachment{
 		BlobID: strings.Repeat("A", content.BlobIDSize), Key: make([]byte, content.FileKeySize), SHA256: make([]byte, content.HashSize),
 		CiphertextSize: 100, PlaintextSize: 84, MediaType: content.HistoryMediaType, FileName: "history"}}
-	if err := bob.db.Update(ctx, func(tx *clientdb.Tx) error { return queueControl(tx, "alice", ct) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := bob.flushOutbox(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sendControl(t, bob, "alice", ct, 0)
 	evs := syncAll(t, alice)
 	if len(evs) != 0 {
 		t.Fatalf("alice's events: %s", describe(evs))
@@ -136,15 +131,8 @@ func TestHistoryOnlyFromOwnDevices(t *testing.T) {
 	// The same message from an own device is recorded (and, its blob
 	// being made up, dropped when imported).
 	a2 := link(t, alice, srv.URL, "alice-2")
-	if err := alice.db.Update(ctx, func(tx *clientdb.Tx) error {
-		ct.ForDevice = a2.DeviceID()
-		return queueControl(tx, "alice", ct)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := alice.flushOutbox(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ct.ForDevice = a2.DeviceID()
+	sendControl(t, alice, "alice", ct, 0)
 	evs = syncAll(t, a2)
 	if d := only(evs, EventDropped); len(d) != 1 || !strings.Contains(d[0].Detail, "no longer has it") {
 		t.Fatalf("a2's events: %s", describe(evs))

@@ -56,10 +56,7 @@ func (c *Client) React(ctx context.Context, id, emoji string) (Message, error) {
 	}
 	var out []Message
 	err = c.db.Update(ctx, func(tx *clientdb.Tx) error {
-		m, err := tx.MessageByID(id)
-		if errors.Is(err, clientdb.ErrNotFound) {
-			return ErrUnknownMessage
-		}
+		m, err := targetMessage(tx, id)
 		if err != nil {
 			return err
 		}
@@ -91,12 +88,8 @@ func (c *Client) onReaction(tx *clientdb.Tx, from, conv string, env *api.Envelop
 	if len(ct.Refs) != 1 || len(ct.Text) > maxEmojiBytes || !utf8.ValidString(ct.Text) {
 		return nil, drop("a reaction names no message, or is not short text")
 	}
-	id := refIDs(ct.Refs)[0]
-	m, err := tx.MessageByID(id)
-	if errors.Is(err, clientdb.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
+	id, m, err := referredMessage(tx, ct)
+	if m == nil || err != nil {
 		return nil, err
 	}
 	if m.Peer != conv || !deletable(m) {

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parleychat/parley/internal/client/clientdb"
 	"github.com/parleychat/parley/internal/content"
 )
 
@@ -83,27 +82,7 @@ func TestReactions(t *testing.T) {
 
 	// An older reaction of bob's arriving late stays undone.
 	late := &content.Content{Kind: content.KindReaction, To: "alice", Refs: [][16]byte{mustID(t, m.ID)}, Text: "👎"}
-	if err := bob.db.Update(ctx, func(tx *clientdb.Tx) error {
-		if err := queueControl(tx, "alice", late); err != nil {
-			return err
-		}
-		late.SentAt = time.Now().Add(-time.Minute).UnixMilli()
-		b, err := late.Marshal()
-		if err != nil {
-			return err
-		}
-		o, err := tx.OutboxItem(idString(late.ID))
-		if err != nil {
-			return err
-		}
-		o.Content = b
-		return tx.PutOutbox(o)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := bob.flushOutbox(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sendControl(t, bob, "alice", late, time.Minute)
 	syncAll(t, alice)
 	want(alice, "bob", Reaction{"alice", "🍜"})
 
@@ -113,12 +92,7 @@ func TestReactions(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged := &content.Content{Kind: content.KindReaction, To: "alice", Refs: [][16]byte{mustID(t, m.ID)}, Text: "😈"}
-	if err := carol.db.Update(ctx, func(tx *clientdb.Tx) error { return queueControl(tx, "alice", forged) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := carol.flushOutbox(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sendControl(t, carol, "alice", forged, 0)
 	if evs := only(syncAll(t, alice), EventReaction); len(evs) != 0 {
 		t.Fatalf("carol's reaction to a message of another conversation: %s", describe(evs))
 	}

@@ -66,10 +66,7 @@ func (c *Client) DeleteForEveryone(ctx context.Context, id string) error {
 	}
 	var files []string
 	err = c.db.Update(ctx, func(tx *clientdb.Tx) error {
-		m, err := tx.MessageByID(id)
-		if errors.Is(err, clientdb.ErrNotFound) {
-			return ErrUnknownMessage
-		}
+		m, err := targetMessage(tx, id)
 		if err != nil {
 			return err
 		}
@@ -161,4 +158,25 @@ func (c *Client) removeFiles(files []string) {
 			c.log.Warn("removing the file of a deleted message", "err", err)
 		}
 	}
+}
+
+// targetMessage is message id for an action on it (delete, edit, react):
+// ErrUnknownMessage if this device does not have it.
+func targetMessage(tx *clientdb.Tx, id string) (*clientdb.Message, error) {
+	m, err := tx.MessageByID(id)
+	if errors.Is(err, clientdb.ErrNotFound) {
+		return nil, ErrUnknownMessage
+	}
+	return m, err
+}
+
+// referredMessage is the message a received edit or reaction names (its
+// one ref): nil if this device does not have it.
+func referredMessage(tx *clientdb.Tx, ct *content.Content) (string, *clientdb.Message, error) {
+	id := refIDs(ct.Refs)[0]
+	m, err := tx.MessageByID(id)
+	if errors.Is(err, clientdb.ErrNotFound) {
+		return id, nil, nil
+	}
+	return id, m, err
 }

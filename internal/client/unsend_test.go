@@ -88,12 +88,7 @@ func TestDeleteForEveryone(t *testing.T) {
 
 	// A deletion bob writes by hand for alice's message changes nothing.
 	forged := &content.Content{Kind: content.KindDelete, To: "alice", Refs: [][16]byte{mustID(t, keep.ID)}}
-	if err := bob.db.Update(ctx, func(tx *clientdb.Tx) error { return queueControl(tx, "alice", forged) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := bob.flushOutbox(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sendControl(t, bob, "alice", forged, 0)
 	if evs := only(syncAll(t, alice), EventDeleted); len(evs) != 0 {
 		t.Fatalf("a forged deletion: %s", describe(evs))
 	}
@@ -115,4 +110,34 @@ func mustID(t *testing.T, id string) [16]byte {
 		t.Fatalf("bad id %q", id)
 	}
 	return b
+}
+
+// sendControl has c send ct to `to` as it sends control messages, with
+// its SentAt moved age into the past when age > 0 (an old one arriving
+// late).
+func sendControl(t *testing.T, c *Client, to string, ct *content.Content, age time.Duration) {
+	t.Helper()
+	ctx := testCtx(t)
+	err := c.db.Update(ctx, func(tx *clientdb.Tx) error {
+		if err := queueControl(tx, to, ct); err != nil || age == 0 {
+			return err
+		}
+		ct.SentAt = time.Now().Add(-age).UnixMilli()
+		b, err := ct.Marshal()
+		if err != nil {
+			return err
+		}
+		o, err := tx.OutboxItem(idString(ct.ID))
+		if err != nil {
+			return err
+		}
+		o.Content = b
+		return tx.PutOutbox(o)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.flushOutbox(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
