@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -29,42 +30,54 @@ revoke deletes one by its code or its ID. The config flags (or PARLEY_*
 variables, or --config) name the store, as for parleyd itself; the commands
 may run while parleyd serves.`
 
+// inviteFlags are invite create's own flags.
+type inviteFlags struct {
+	uses    int
+	expires string
+	handle  string
+}
+
 // inviteCmd is `parleyd invite ...`.
 func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) (string, bool)) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		fmt.Fprintln(stderr, inviteUsage)
-		return map[bool]int{true: 0, false: 2}[len(args) > 0]
-	}
-	sub, rest := args[0], args[1:]
-	var own map[string]string
-	var pos []string
-	var err error
-	switch sub {
-	case "create":
-		own, rest, err = takeFlags(rest, "uses", "expires", "for")
-	case "list":
-	case "revoke":
-		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-			pos, rest = rest[:1], rest[1:]
-		}
-		if len(pos) != 1 {
-			err = errors.New("revoke needs the invite's code or ID")
-		}
-	default:
-		err = fmt.Errorf("unknown invite command %q", sub)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "parleyd invite: %v\n%s\n", err, inviteUsage)
 		return 2
 	}
-	inv, err := newInvite(own)
+	sub := args[0]
+	if sub == "-h" || sub == "--help" || sub == "help" {
+		fmt.Fprintln(stderr, inviteUsage)
+		return 0
+	}
+	var f inviteFlags
+	extra, maxArgs := func(*flag.FlagSet) {}, 0
+	switch sub {
+	case "create":
+		extra = func(fs *flag.FlagSet) {
+			fs.IntVar(&f.uses, "uses", 1, "accounts the invite may create")
+			fs.StringVar(&f.expires, "expires", "7d", "how long it is valid, as 36h or 30d (0: never)")
+			fs.StringVar(&f.handle, "for", "", "the one `HANDLE` it registers")
+		}
+	case "list":
+	case "revoke":
+		maxArgs = 1
+	default:
+		fmt.Fprintf(stderr, "parleyd invite: unknown invite command %q\n%s\n", sub, inviteUsage)
+		return 2
+	}
+	cfg, pos, err := config.LoadCommand("parleyd invite "+sub, args[1:], getenv, stderr, extra, maxArgs)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err == nil && sub == "revoke" && len(pos) != 1 {
+		err = errors.New("revoke needs the invite's code or ID")
+	}
+	var inv store.Invite
+	if err == nil && sub == "create" {
+		inv, err = newInvite(f)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "parleyd invite: %v\n", err)
 		return 2
-	}
-	cfg, code, ok := loadConfig(rest, getenv, stderr)
-	if !ok {
-		return code
 	}
 	if cfg.LogLevel == config.Defaults().LogLevel {
 		cfg.LogLevel = "warn" // a command's output, not a server's log
@@ -93,62 +106,23 @@ func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	return 0
 }
 
-// takeFlags removes the flags named from args (as --name VALUE or
-// --name=VALUE, one or two dashes) and returns them with the rest.
-func takeFlags(args []string, names ...string) (map[string]string, []string, error) {
-	got := map[string]string{}
-	var rest []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		known := strings.HasPrefix(a, "-") && func() bool {
-			for _, n := range names {
-				if n == name {
-					return true
-				}
-			}
-			return false
-		}()
-		if !known {
-			rest = append(rest, a)
-			continue
-		}
-		if !hasValue {
-			if i+1 >= len(args) {
-				return nil, nil, fmt.Errorf("--%s needs a value", name)
-			}
-			i++
-			value = args[i]
-		}
-		got[name] = value
-	}
-	return got, rest, nil
-}
-
 // newInvite is the invite create's flags ask for (without its hash).
-func newInvite(flags map[string]string) (store.Invite, error) {
-	inv := store.Invite{Uses: 1, Expires: time.Now().Add(7 * 24 * time.Hour)}
-	if v, ok := flags["uses"]; ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return inv, fmt.Errorf("--uses %q is not a whole number of at least 1", v)
-		}
-		inv.Uses = n
+func newInvite(f inviteFlags) (store.Invite, error) {
+	inv := store.Invite{Uses: f.uses}
+	if f.uses < 1 {
+		return inv, fmt.Errorf("--uses %d is not at least 1", f.uses)
 	}
-	if v, ok := flags["expires"]; ok {
-		d, err := parseDays(v)
-		if err != nil || d < 0 {
-			return inv, fmt.Errorf("--expires %q is not a duration such as 36h or 30d (0: never)", v)
-		}
-		inv.Expires = time.Time{}
-		if d > 0 {
-			inv.Expires = time.Now().Add(d)
-		}
+	d, err := parseDays(f.expires)
+	if err != nil || d < 0 {
+		return inv, fmt.Errorf("--expires %q is not a duration such as 36h or 30d (0: never)", f.expires)
 	}
-	if v, ok := flags["for"]; ok {
-		h, err := store.NormaliseHandle(strings.TrimPrefix(v, "@"))
+	if d > 0 {
+		inv.Expires = time.Now().Add(d)
+	}
+	if f.handle != "" {
+		h, err := store.NormaliseHandle(strings.TrimPrefix(f.handle, "@"))
 		if err != nil {
-			return inv, fmt.Errorf("--for %q is not a handle (3 to 32 of a-z, 0-9 and _)", v)
+			return inv, fmt.Errorf("--for %q is not a handle (3 to 32 of a-z, 0-9 and _)", f.handle)
 		}
 		inv.Handle = h
 	}
@@ -156,16 +130,23 @@ func newInvite(flags map[string]string) (store.Invite, error) {
 }
 
 // parseDays is time.ParseDuration that also takes whole days ("30d").
+// Whole days beyond maxDays (a century) are refused rather than
+// overflowing a time.Duration.
 func parseDays(s string) (time.Duration, error) {
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		d, err := strconv.Atoi(n)
 		if err != nil {
 			return 0, err
 		}
+		if d < -maxDays || d > maxDays {
+			return 0, fmt.Errorf("%d days is more than %d", d, maxDays)
+		}
 		return time.Duration(d) * 24 * time.Hour, nil
 	}
 	return time.ParseDuration(s)
 }
+
+const maxDays = 36500
 
 func createInvite(ctx context.Context, st store.Store, inv store.Invite, out io.Writer) error {
 	code := server.NewInviteCode()

@@ -251,16 +251,42 @@ func (f field) setJSON(c *Config, raw json.RawMessage) error {
 // (or PARLEY_CONFIG) names an optional JSON file. Flag errors and -h print
 // to output.
 func Load(args []string, getenv func(string) (string, bool), output io.Writer) (Config, error) {
-	fs, configPath, parsed := NewFlagSet("parleyd", output)
-	if err := fs.Parse(args); err != nil {
-		return Config{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	c, _, err := LoadCommand("parleyd", args, getenv, output, nil, 0)
+	return c, err
+}
+
+// LoadCommand is Load for a parleyd subcommand: extra, if set, adds the
+// command's own flags to the configuration's (they may come in any order,
+// before or after positional arguments), and the positional arguments are
+// returned, at most maxArgs of them.
+func LoadCommand(name string, args []string, getenv func(string) (string, bool), output io.Writer,
+	extra func(*flag.FlagSet), maxArgs int) (Config, []string, error) {
+	fs, configPath, parsed := NewFlagSet(name, output)
+	if extra != nil {
+		extra(fs)
 	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("%w: unexpected argument %q", ErrInvalid, fs.Arg(0))
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return Config{}, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
 	}
+	if len(pos) > maxArgs {
+		return Config{}, nil, fmt.Errorf("%w: unexpected argument %q", ErrInvalid, pos[maxArgs])
+	}
+	c, err := build(getenv, fs, *configPath, parsed)
+	return c, pos, err
+}
+
+// build is the configuration from the defaults, the file at path (or
+// PARLEY_CONFIG), the environment and the flags set in fs, validated.
+func build(getenv func(string) (string, bool), fs *flag.FlagSet, path string, parsed map[string]flag.Value) (Config, error) {
 	c := Defaults()
 
-	path := *configPath
 	if path == "" {
 		path, _ = getenv(EnvConfigFile)
 	}
