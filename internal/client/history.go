@@ -16,6 +16,7 @@ import (
 	"github.com/parleychat/parley/internal/api"
 	"github.com/parleychat/parley/internal/client/clientdb"
 	"github.com/parleychat/parley/internal/content"
+	"github.com/parleychat/parley/internal/identity"
 	"github.com/parleychat/parley/internal/stream"
 )
 
@@ -96,9 +97,9 @@ func (c *Client) exportHistory(ctx context.Context) ([]byte, int, error) {
 			}
 			ms = append(ms, content.HistoryMessage{
 				ID: id, Peer: m.Peer, Sender: m.Sender, Device: m.Device,
-				SentAt: unixMS(m.SentAt), ReceivedAt: unixMS(m.ReceivedAt),
+				SentAt: clientdb.UnixMS(m.SentAt), ReceivedAt: clientdb.UnixMS(m.ReceivedAt),
 				Outgoing: m.Outgoing, Request: m.Request, Status: uint8(m.Status),
-				Kind: kind, Timer: m.Timer, ExpiresAt: unixMS(m.ExpiresAt), Text: text,
+				Kind: kind, Timer: m.Timer, ExpiresAt: clientdb.UnixMS(m.ExpiresAt), Text: text,
 			})
 		}
 		return nil
@@ -111,20 +112,6 @@ func (c *Client) exportHistory(ctx context.Context) ([]byte, int, error) {
 		return nil, 0, fmt.Errorf("client: %w", err)
 	}
 	return b, len(ms), nil
-}
-
-func unixMS(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromUnixMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v)
 }
 
 // sendHistory uploads this device's history for own device to and sends
@@ -270,7 +257,11 @@ func (c *Client) fetchHistory(ctx context.Context, p pendingHistory) (int, error
 	if sum := sha256.Sum256(ct); int64(len(ct)) != p.Size || !bytes.Equal(sum[:], p.SHA256) {
 		return 0, fmt.Errorf("%w: it failed its integrity check (altered on the server or on the way)", errBadHistory)
 	}
-	archive, err := io.ReadAll(mustReader(stream.NewReader(p.Key, bytes.NewReader(ct))))
+	r, err := stream.NewReader(p.Key, bytes.NewReader(ct))
+	if err != nil {
+		return 0, fmt.Errorf("%w: decrypting it: %w", errBadHistory, err)
+	}
+	archive, err := io.ReadAll(r)
 	if err != nil {
 		return 0, fmt.Errorf("%w: decrypting it: %w", errBadHistory, err)
 	}
@@ -280,14 +271,14 @@ func (c *Client) fetchHistory(ctx context.Context, p pendingHistory) (int, error
 	}
 	rows := make([]*clientdb.Message, 0, len(ms))
 	for _, m := range ms {
-		if !validHandle(m.Peer) || !validHandle(m.Sender) {
+		if !identity.ValidHandle(m.Peer) || !identity.ValidHandle(m.Sender) {
 			continue // an own device sent it, but nothing here may name no one
 		}
 		rows = append(rows, &clientdb.Message{
 			ID: hex.EncodeToString(m.ID[:]), Peer: m.Peer, Sender: m.Sender, Device: m.Device,
-			SentAt: fromUnixMS(m.SentAt), ReceivedAt: fromUnixMS(m.ReceivedAt), Text: m.Text,
+			SentAt: clientdb.FromUnixMS(m.SentAt), ReceivedAt: clientdb.FromUnixMS(m.ReceivedAt), Text: m.Text,
 			Outgoing: m.Outgoing, Status: clientdb.Status(m.Status), Request: m.Request,
-			Kind: uint8(m.Kind), Timer: m.Timer, ExpiresAt: fromUnixMS(m.ExpiresAt),
+			Kind: uint8(m.Kind), Timer: m.Timer, ExpiresAt: clientdb.FromUnixMS(m.ExpiresAt),
 		})
 	}
 	added := 0
@@ -303,22 +294,3 @@ func (c *Client) fetchHistory(ctx context.Context, p pendingHistory) (int, error
 	}
 	return added, nil
 }
-
-// validHandle reports whether h is a handle in its stored form.
-func validHandle(h string) bool {
-	n, err := normHandle(h)
-	return err == nil && n == h
-}
-
-// mustReader turns NewReader's (reader, error) into a reader that fails
-// with the error.
-func mustReader(r io.Reader, err error) io.Reader {
-	if err != nil {
-		return errReader{err}
-	}
-	return r
-}
-
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }

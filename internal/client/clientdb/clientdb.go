@@ -250,14 +250,17 @@ func (db *DB) View(ctx context.Context, fn func(tx *Tx) error) error {
 	return fn(&Tx{ctx: ctx, q: db.sql})
 }
 
-func ms(t time.Time) int64 {
+// UnixMS is t as the database stores times: Unix milliseconds, 0 for the
+// zero time.
+func UnixMS(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
 	}
 	return t.UnixMilli()
 }
 
-func fromMS(v int64) time.Time {
+// FromUnixMS is UnixMS read back.
+func FromUnixMS(v int64) time.Time {
 	if v == 0 {
 		return time.Time{}
 	}

@@ -233,7 +233,7 @@ func scanUpload(sc interface{ Scan(...any) error }) (*Upload, error) {
 		&u.Key, &u.SHA256, &u.Size, &u.BlobID, &u.MediaType, &u.Name, &u.Caption, &viewOnce, &created); err != nil {
 		return nil, err
 	}
-	u.SourceMtime, u.Created = time.UnixMicro(mtime), fromMS(created)
+	u.SourceMtime, u.Created = time.UnixMicro(mtime), FromUnixMS(created)
 	u.Temp, u.KeepMetadata, u.ViewOnce = temp != 0, keep != 0, viewOnce != 0
 	return &u, nil
 }
@@ -245,7 +245,7 @@ func (tx *Tx) PutUpload(u *Upload) error {
 	}
 	_, err := tx.q.ExecContext(tx.ctx, `INSERT OR REPLACE INTO uploads (`+uploadCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		u.ID, u.Peer, u.Source, u.SourceSize, u.SourceMtime.UnixMicro(), u.PlainPath, u.PlainSize, b2i(u.Temp), b2i(u.KeepMetadata),
-		u.Key, u.SHA256, u.Size, u.BlobID, u.MediaType, u.Name, u.Caption, b2i(u.ViewOnce), ms(u.Created))
+		u.Key, u.SHA256, u.Size, u.BlobID, u.MediaType, u.Name, u.Caption, b2i(u.ViewOnce), UnixMS(u.Created))
 	return wrap("put upload", err)
 }
 
@@ -293,12 +293,12 @@ func (tx *Tx) Timer(peer string) (seconds uint32, setAt time.Time, err error) {
 	if err != nil {
 		return 0, time.Time{}, wrap("timer", err)
 	}
-	return seconds, fromMS(at), nil
+	return seconds, FromUnixMS(at), nil
 }
 
 // PutTimer sets a conversation's vanishing timer.
 func (tx *Tx) PutTimer(peer string, seconds uint32, setAt time.Time) error {
-	_, err := tx.q.ExecContext(tx.ctx, `INSERT OR REPLACE INTO timers (peer, seconds, set_at) VALUES (?, ?, ?)`, peer, seconds, ms(setAt))
+	_, err := tx.q.ExecContext(tx.ctx, `INSERT OR REPLACE INTO timers (peer, seconds, set_at) VALUES (?, ?, ?)`, peer, seconds, UnixMS(setAt))
 	return wrap("put timer", err)
 }
 
@@ -309,7 +309,7 @@ func (tx *Tx) StartExpiry(peer string, ids []string, now time.Time) error {
 	for _, id := range ids {
 		_, err := tx.q.ExecContext(tx.ctx, `UPDATE messages SET expires_at = ? + timer * 1000
 			WHERE peer = ? AND id = ? AND outgoing = 0 AND kind = ? AND timer > 0 AND expires_at = 0`,
-			ms(now), peer, id, kindText)
+			UnixMS(now), peer, id, kindText)
 		if err != nil {
 			return wrap("start expiry", err)
 		}
@@ -320,7 +320,7 @@ func (tx *Tx) StartExpiry(peer string, ids []string, now time.Time) error {
 // Expired returns the messages whose time to vanish has come (expires_at
 // <= now).
 func (tx *Tx) Expired(now time.Time) ([]*Message, error) {
-	return tx.messages(`SELECT `+messageCols+` FROM messages WHERE expires_at > 0 AND expires_at <= ? ORDER BY seq`, ms(now))
+	return tx.messages(`SELECT `+messageCols+` FROM messages WHERE expires_at > 0 AND expires_at <= ? ORDER BY seq`, UnixMS(now))
 }
 
 // NextExpiry returns when the next message vanishes, or zero if none is
@@ -330,7 +330,7 @@ func (tx *Tx) NextExpiry() (time.Time, error) {
 	if err := tx.q.QueryRowContext(tx.ctx, `SELECT MIN(expires_at) FROM messages WHERE expires_at > 0`).Scan(&at); err != nil {
 		return time.Time{}, wrap("next expiry", err)
 	}
-	return fromMS(at.Int64), nil
+	return FromUnixMS(at.Int64), nil
 }
 
 // DeleteMessage deletes a history message with its attachment row and any

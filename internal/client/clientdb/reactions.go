@@ -40,11 +40,11 @@ func (tx *Tx) SetReaction(peer, msgID, reactor, emoji string, at time.Time) (boo
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return false, wrap("set reaction", err)
 	}
-	if err == nil && ms(at) <= prev {
+	if err == nil && UnixMS(at) <= prev {
 		return false, nil
 	}
 	_, err = tx.q.ExecContext(tx.ctx, `INSERT OR REPLACE INTO reactions (peer, msg_id, reactor, emoji, at) VALUES (?, ?, ?, ?, ?)`,
-		peer, msgID, reactor, emoji, ms(at))
+		peer, msgID, reactor, emoji, UnixMS(at))
 	if err != nil {
 		return false, wrap("set reaction", err)
 	}
@@ -66,7 +66,7 @@ func (tx *Tx) Reactions(peer, msgID string) ([]Reaction, error) {
 		if err := rows.Scan(&r.Reactor, &r.Emoji, &at); err != nil {
 			return nil, wrap("reactions", err)
 		}
-		r.At = fromMS(at)
+		r.At = FromUnixMS(at)
 		out = append(out, r)
 	}
 	return out, wrap("reactions", rows.Err())

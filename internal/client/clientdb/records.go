@@ -28,14 +28,14 @@ func (tx *Tx) Account() (*Account, error) {
 	if err != nil {
 		return nil, wrap("account", err)
 	}
-	a.Created = fromMS(created)
+	a.Created = FromUnixMS(created)
 	return &a, nil
 }
 
 // PutAccount stores the account (replacing it).
 func (tx *Tx) PutAccount(a *Account) error {
 	_, err := tx.q.ExecContext(tx.ctx, `INSERT OR REPLACE INTO account (id, handle, account_seed, device_id, device_key, server, next_prekey_id, created) VALUES (1, ?, ?, ?, ?, ?, ?, ?)`,
-		a.Handle, a.AccountSeed, a.DeviceID, a.DeviceKey, a.Server, a.NextPrekeyID, ms(a.Created))
+		a.Handle, a.AccountSeed, a.DeviceID, a.DeviceKey, a.Server, a.NextPrekeyID, UnixMS(a.Created))
 	return wrap("put account", err)
 }
 
@@ -90,12 +90,12 @@ func (tx *Tx) Token() (string, time.Time, error) {
 	if err != nil {
 		return "", time.Time{}, wrap("token", err)
 	}
-	return tok, fromMS(exp), nil
+	return tok, FromUnixMS(exp), nil
 }
 
 // PutToken caches an auth token.
 func (tx *Tx) PutToken(token string, expires time.Time) error {
-	_, err := tx.q.ExecContext(tx.ctx, `INSERT OR REPLACE INTO auth_token (id, token, expires) VALUES (1, ?, ?)`, token, ms(expires))
+	_, err := tx.q.ExecContext(tx.ctx, `INSERT OR REPLACE INTO auth_token (id, token, expires) VALUES (1, ?, ?)`, token, UnixMS(expires))
 	return wrap("put token", err)
 }
 
@@ -123,7 +123,7 @@ func (tx *Tx) PutPrekey(p *Prekey) error {
 		created = time.Now()
 	}
 	_, err := tx.q.ExecContext(tx.ctx, `INSERT OR REPLACE INTO prekeys (id, kind, private, public, signature, created) VALUES (?, ?, ?, ?, ?, ?)`,
-		p.ID, p.Kind, p.Private, p.Public, p.Signature, ms(created))
+		p.ID, p.Kind, p.Private, p.Public, p.Signature, UnixMS(created))
 	return wrap("put prekey", err)
 }
 
@@ -136,7 +136,7 @@ func (tx *Tx) Prekey(id uint32) (*Prekey, error) {
 	if err != nil {
 		return nil, wrap("prekey", err)
 	}
-	p.Created = fromMS(created)
+	p.Created = FromUnixMS(created)
 	return &p, nil
 }
 
@@ -154,7 +154,7 @@ func (tx *Tx) PrekeysOfKind(kind byte) ([]*Prekey, error) {
 		if err := rows.Scan(&p.ID, &p.Kind, &p.Private, &p.Public, &p.Signature, &created); err != nil {
 			return nil, wrap("prekeys", err)
 		}
-		p.Created = fromMS(created)
+		p.Created = FromUnixMS(created)
 		out = append(out, &p)
 	}
 	return out, wrap("prekeys", rows.Err())
@@ -279,14 +279,14 @@ func (tx *Tx) Peer(handle string) (*Peer, error) {
 	if err != nil {
 		return nil, wrap("peer", err)
 	}
-	p.Verified, p.KeyChanged, p.Updated = verified != 0, changed != 0, fromMS(updated)
+	p.Verified, p.KeyChanged, p.Updated = verified != 0, changed != 0, FromUnixMS(updated)
 	return &p, nil
 }
 
 // PutPeer stores p.
 func (tx *Tx) PutPeer(p *Peer) error {
 	_, err := tx.q.ExecContext(tx.ctx, `INSERT OR REPLACE INTO peers (handle, pinned_key, current_key, device_list, list_version, verified, key_changed, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		p.Handle, p.PinnedKey, p.CurrentKey, p.DeviceList, p.ListVersion, b2i(p.Verified), b2i(p.KeyChanged), ms(time.Now()))
+		p.Handle, p.PinnedKey, p.CurrentKey, p.DeviceList, p.ListVersion, b2i(p.Verified), b2i(p.KeyChanged), UnixMS(time.Now()))
 	return wrap("put peer", err)
 }
 
@@ -320,7 +320,7 @@ func (tx *Tx) SetContact(handle, state string) error {
 	if state == "" {
 		_, err = tx.q.ExecContext(tx.ctx, `DELETE FROM contacts WHERE handle = ?`, handle)
 	} else {
-		_, err = tx.q.ExecContext(tx.ctx, `INSERT OR REPLACE INTO contacts (handle, state, updated) VALUES (?, ?, ?)`, handle, state, ms(time.Now()))
+		_, err = tx.q.ExecContext(tx.ctx, `INSERT OR REPLACE INTO contacts (handle, state, updated) VALUES (?, ?, ?)`, handle, state, UnixMS(time.Now()))
 	}
 	return wrap("set contact", err)
 }
@@ -339,7 +339,7 @@ func (tx *Tx) Contacts() ([]Contact, error) {
 		if err := rows.Scan(&c.Handle, &c.State, &updated); err != nil {
 			return nil, wrap("contacts", err)
 		}
-		c.Updated = fromMS(updated)
+		c.Updated = FromUnixMS(updated)
 		out = append(out, c)
 	}
 	return out, wrap("contacts", rows.Err())
@@ -395,7 +395,7 @@ type Message struct {
 
 // EditMessage replaces the text of history message seq, as of editedAt.
 func (tx *Tx) EditMessage(seq int64, text string, editedAt time.Time) error {
-	_, err := tx.q.ExecContext(tx.ctx, `UPDATE messages SET body = ?, edited_at = ? WHERE seq = ?`, text, ms(editedAt), seq)
+	_, err := tx.q.ExecContext(tx.ctx, `UPDATE messages SET body = ?, edited_at = ? WHERE seq = ?`, text, UnixMS(editedAt), seq)
 	return wrap("edit message", err)
 }
 
@@ -436,8 +436,8 @@ func (tx *Tx) insertMessage(m *Message, seq *int64) (inserted bool, err error) {
 		kind = kindText
 	}
 	res, err := tx.q.ExecContext(tx.ctx, `INSERT OR IGNORE INTO messages (seq, id, peer, sender, device, sent_at, received_at, body, outgoing, status, request, kind, timer, expires_at, reply_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		seq, m.ID, m.Peer, m.Sender, m.Device, ms(m.SentAt), ms(m.ReceivedAt), m.Text, b2i(m.Outgoing), int(m.Status), b2i(m.Request),
-		kind, m.Timer, ms(m.ExpiresAt), m.ReplyTo)
+		seq, m.ID, m.Peer, m.Sender, m.Device, UnixMS(m.SentAt), UnixMS(m.ReceivedAt), m.Text, b2i(m.Outgoing), int(m.Status), b2i(m.Request),
+		kind, m.Timer, UnixMS(m.ExpiresAt), m.ReplyTo)
 	if err != nil {
 		return false, wrap("insert message", err)
 	}
@@ -461,7 +461,7 @@ func scanMessage(sc interface{ Scan(...any) error }) (*Message, error) {
 	if err := sc.Scan(&m.Seq, &m.ID, &m.Peer, &m.Sender, &m.Device, &sent, &recv, &m.Text, &out, &status, &req, &m.Kind, &m.Timer, &expires, &edited, &m.ReplyTo); err != nil {
 		return nil, err
 	}
-	m.SentAt, m.ReceivedAt, m.ExpiresAt, m.EditedAt = fromMS(sent), fromMS(recv), fromMS(expires), fromMS(edited)
+	m.SentAt, m.ReceivedAt, m.ExpiresAt, m.EditedAt = FromUnixMS(sent), FromUnixMS(recv), FromUnixMS(expires), FromUnixMS(edited)
 	m.Outgoing, m.Request, m.Status = out != 0, req != 0, Status(status)
 	return &m, nil
 }
@@ -608,7 +608,7 @@ func (tx *Tx) Requests() ([]RequestSummary, error) {
 		if err := rows.Scan(&r.Handle, &r.Messages, &first, &seq); err != nil {
 			return nil, wrap("requests", err)
 		}
-		r.First = fromMS(first)
+		r.First = FromUnixMS(first)
 		out = append(out, r)
 	}
 	return out, wrap("requests", rows.Err())
@@ -635,13 +635,13 @@ func (tx *Tx) Seen(sender, id string) (bool, error) {
 
 // MarkSeen records a message id from sender as received.
 func (tx *Tx) MarkSeen(sender, id string, at time.Time) error {
-	_, err := tx.q.ExecContext(tx.ctx, `INSERT OR IGNORE INTO seen (sender, id, at) VALUES (?, ?, ?)`, sender, id, ms(at))
+	_, err := tx.q.ExecContext(tx.ctx, `INSERT OR IGNORE INTO seen (sender, id, at) VALUES (?, ?, ?)`, sender, id, UnixMS(at))
 	return wrap("mark seen", err)
 }
 
 // PruneSeen forgets ids received before t.
 func (tx *Tx) PruneSeen(t time.Time) error {
-	_, err := tx.q.ExecContext(tx.ctx, `DELETE FROM seen WHERE at < ?`, ms(t))
+	_, err := tx.q.ExecContext(tx.ctx, `DELETE FROM seen WHERE at < ?`, UnixMS(t))
 	return wrap("prune seen", err)
 }
 
@@ -664,7 +664,7 @@ func (tx *Tx) PutOutbox(o *OutboxItem) error {
 		o.Created = time.Now()
 	}
 	_, err := tx.q.ExecContext(tx.ctx, `INSERT OR REPLACE INTO outbox (id, to_handle, kind, content, refs, attempts, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		o.ID, o.To, o.Kind, o.Content, o.Refs, o.Attempts, ms(o.Created))
+		o.ID, o.To, o.Kind, o.Content, o.Refs, o.Attempts, UnixMS(o.Created))
 	return wrap("put outbox", err)
 }
 
@@ -676,7 +676,7 @@ func scanOutbox(sc interface{ Scan(...any) error }) (*OutboxItem, error) {
 	if err := sc.Scan(&o.ID, &o.To, &o.Kind, &o.Content, &o.Refs, &o.Attempts, &created); err != nil {
 		return nil, err
 	}
-	o.Created = fromMS(created)
+	o.Created = FromUnixMS(created)
 	return &o, nil
 }
 
