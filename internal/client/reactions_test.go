@@ -8,22 +8,6 @@ import (
 	"github.com/parleychat/parley/internal/content"
 )
 
-// reactionsOf is message id's reactions in c's conversation with peer.
-func reactionsOf(t *testing.T, c *Client, peer, id string) []Reaction {
-	t.Helper()
-	h, err := c.History(testCtx(t), peer, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range h {
-		if m.ID == id {
-			return m.Reactions
-		}
-	}
-	t.Fatalf("no message %s", id)
-	return nil
-}
-
 // TestReactions: each account keeps one reaction per message, the newest,
 // on every device of both sides; "" takes it back; a reaction naming a
 // message of another conversation, an older one arriving late, and one to
@@ -47,7 +31,7 @@ func TestReactions(t *testing.T) {
 	}
 	want := func(c *Client, peer string, rs ...Reaction) {
 		t.Helper()
-		got := reactionsOf(t, c, peer, m.ID)
+		got := messageIn(t, c, peer, m.ID).Reactions
 		if len(got) != len(rs) {
 			t.Fatalf("%s/%d: reactions %v, want %v", c.Handle(), c.DeviceID(), got, rs)
 		}

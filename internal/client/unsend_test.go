@@ -11,9 +11,8 @@ import (
 	"github.com/parleychat/parley/internal/content"
 )
 
-// kindOf returns the kind and text of message id in c's conversation with
-// peer.
-func kindOf(t *testing.T, c *Client, peer, id string) (kind, text string) {
+// messageIn returns message id of c's conversation with peer.
+func messageIn(t *testing.T, c *Client, peer, id string) Message {
 	t.Helper()
 	h, err := c.History(testCtx(t), peer, 0)
 	if err != nil {
@@ -21,11 +20,19 @@ func kindOf(t *testing.T, c *Client, peer, id string) (kind, text string) {
 	}
 	for _, m := range h {
 		if m.ID == id {
-			return m.Kind, m.Text
+			return m
 		}
 	}
 	t.Fatalf("%s/%d has no message %s with %s", c.Handle(), c.DeviceID(), id, peer)
-	return "", ""
+	return Message{}
+}
+
+// kindOf returns the kind and text of message id in c's conversation with
+// peer.
+func kindOf(t *testing.T, c *Client, peer, id string) (kind, text string) {
+	t.Helper()
+	m := messageIn(t, c, peer, id)
+	return m.Kind, m.Text
 }
 
 // TestDeleteForEveryone: a sender deletes their message on every device
