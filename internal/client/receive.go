@@ -640,11 +640,28 @@ func (c *Client) fromPeer(tx *clientdb.Tx, sender, state string, env *api.Envelo
 // fromOwnDevice applies content from another device of this account.
 func (c *Client) fromOwnDevice(tx *clientdb.Tx, me self, env *api.Envelope, ct *content.Content) ([]Event, error) {
 	switch ct.Kind {
-	case content.KindText:
-		conv, err := normHandle(ct.To)
-		if err != nil {
-			return nil, drop("a message from another own device names no valid conversation")
+	case content.KindContactSync:
+		if err := importContacts(tx, me.handle, ct.Contacts); err != nil {
+			return nil, err
 		}
+		return []Event{{Type: EventContacts, Device: env.SenderDevice}}, nil
+	case content.KindHistory: // history.go
+		return c.onHistory(tx, me, env, ct)
+	}
+	// The rest act on the conversation To names.
+	why, acts := badConversation[ct.Kind]
+	if !acts {
+		return nil, nil // the own devices' copies of delivery receipts and typing: nothing to do
+	}
+	conv, err := normHandle(ct.To)
+	if err != nil {
+		if why == "" {
+			return nil, nil
+		}
+		return nil, drop("%s", why)
+	}
+	switch ct.Kind {
+	case content.KindText:
 		m := &clientdb.Message{
 			ID: env.MessageID, Peer: conv, Sender: me.handle, Device: env.SenderDevice,
 			SentAt: time.UnixMilli(ct.SentAt), ReceivedAt: time.Now(), Text: ct.Text,
@@ -669,16 +686,8 @@ func (c *Client) fromOwnDevice(tx *clientdb.Tx, me self, env *api.Envelope, ct *
 		msg = qs[0]
 		return []Event{{Type: EventMessage, Message: &msg, Peer: conv, Device: env.SenderDevice}}, nil
 	case content.KindTimer: // vanish.go
-		conv, err := normHandle(ct.To)
-		if err != nil {
-			return nil, drop("a timer change from another own device names no valid conversation")
-		}
 		return c.onTimer(tx, true, me.handle, conv, clientdb.StateContact, env, ct)
 	case content.KindRead:
-		conv, err := normHandle(ct.To)
-		if err != nil {
-			return nil, nil
-		}
 		changed, err := tx.RaiseStatus(conv, false, refIDs(ct.Refs), clientdb.StatusRead)
 		if err != nil || len(changed) == 0 {
 			return nil, err
@@ -688,39 +697,27 @@ func (c *Client) fromOwnDevice(tx *clientdb.Tx, me self, env *api.Envelope, ct *
 		}
 		return []Event{{Type: EventRead, Peer: conv, Device: env.SenderDevice, Refs: changed}}, nil
 	case content.KindCall:
-		conv, err := normHandle(ct.To)
-		if err != nil {
-			return nil, drop("a call signal from another own device names no valid peer")
-		}
 		return c.onCall(tx, true, me.handle, conv, clientdb.StateContact, env, ct)
-	case content.KindContactSync:
-		if err := importContacts(tx, me.handle, ct.Contacts); err != nil {
-			return nil, err
-		}
-		return []Event{{Type: EventContacts, Device: env.SenderDevice}}, nil
-	case content.KindHistory: // history.go
-		return c.onHistory(tx, me, env, ct)
 	case content.KindDelete: // unsend.go
-		conv, err := normHandle(ct.To)
-		if err != nil {
-			return nil, drop("a deletion from another own device names no valid conversation")
-		}
 		return c.onDelete(tx, me.handle, conv, true, env, ct)
 	case content.KindEdit: // edit.go
-		conv, err := normHandle(ct.To)
-		if err != nil {
-			return nil, drop("an edit from another own device names no valid conversation")
-		}
 		return c.onEdit(tx, me.handle, conv, true, env, ct)
-	case content.KindReaction: // reactions.go
-		conv, err := normHandle(ct.To)
-		if err != nil {
-			return nil, drop("a reaction from another own device names no valid conversation")
-		}
+	default: // content.KindReaction, reactions.go
 		return c.onReaction(tx, me.handle, conv, env, ct)
 	}
-	// The own devices' copies of delivery receipts and typing: nothing to do.
-	return nil, nil
+}
+
+// badConversation lists the kinds another own device sends about one
+// conversation (in To), with why such content is dropped when To names no
+// valid one ("": it is ignored).
+var badConversation = map[content.Kind]string{
+	content.KindText:     "a message from another own device names no valid conversation",
+	content.KindTimer:    "a timer change from another own device names no valid conversation",
+	content.KindRead:     "",
+	content.KindCall:     "a call signal from another own device names no valid peer",
+	content.KindDelete:   "a deletion from another own device names no valid conversation",
+	content.KindEdit:     "an edit from another own device names no valid conversation",
+	content.KindReaction: "a reaction from another own device names no valid conversation",
 }
 
 func refIDs(refs [][16]byte) []string {
