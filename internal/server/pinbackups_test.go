@@ -17,7 +17,7 @@ import (
 	"github.com/parleychat/parley/internal/config"
 	"github.com/parleychat/parley/internal/pgtest"
 	"github.com/parleychat/parley/internal/server"
-	"github.com/parleychat/parley/internal/store/pgstore"
+	"github.com/parleychat/parley/internal/store/pgstore/pgstoretest"
 )
 
 // Where parleyd keeps the sealed PIN-backup blobs: in PostgreSQL when db
@@ -150,13 +150,7 @@ func TestBackupImportToPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	// bob already stored a newer blob through a node on PostgreSQL.
-	db, err := pgstore.Open(ctx, dsn, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = pgbackups.New(db.Pool()).Put(ctx, "bob", bobNew)
-	db.Close()
-	if err != nil {
+	if err := pgbackups.New(pgstoretest.Pool(t, dsn)).Put(ctx, "bob", bobNew); err != nil {
 		t.Fatal(err)
 	}
 

@@ -3,18 +3,15 @@ package pgbackups_test
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/parleychat/parley/internal/backupstore"
 	"github.com/parleychat/parley/internal/backupstore/backuptest"
 	"github.com/parleychat/parley/internal/backupstore/pgbackups"
 	"github.com/parleychat/parley/internal/pgtest"
-	"github.com/parleychat/parley/internal/store/pgstore"
+	"github.com/parleychat/parley/internal/store/pgstore/pgstoretest"
 )
 
 func testCtx(t testing.TB) context.Context {
@@ -23,25 +20,13 @@ func testCtx(t testing.TB) context.Context {
 	return c
 }
 
-// openPool opens pgstore on the schema at dsn (running its migrations)
-// and returns its pool, closed when the test ends.
-func openPool(t *testing.T, dsn string) *pgxpool.Pool {
-	t.Helper()
-	db, err := pgstore.Open(testCtx(t), dsn, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db.Pool()
-}
-
 // Each test of the suite gets its own schema; each open is a new pgstore
 // (a new pool) on it, as a restarted or second node would be.
 func TestConformance(t *testing.T) {
 	dsn := pgtest.Database(t)
 	backuptest.Run(t, func(t *testing.T) backuptest.Opener {
 		schema := pgtest.Schema(t, dsn)
-		return func() (backupstore.Backups, error) { return pgbackups.New(openPool(t, schema)), nil }
+		return func() (backupstore.Backups, error) { return pgbackups.New(pgstoretest.Pool(t, schema)), nil }
 	})
 }
 
@@ -49,7 +34,7 @@ func TestConformance(t *testing.T) {
 // replacement never moves it back.
 func TestUpdatedIsTheDatabaseClock(t *testing.T) {
 	ctx := testCtx(t)
-	pool := openPool(t, pgtest.Schema(t, pgtest.Database(t)))
+	pool := pgstoretest.Pool(t, pgtest.Schema(t, pgtest.Database(t)))
 	s := pgbackups.New(pool)
 	dbNow := func() time.Time {
 		var now time.Time
@@ -87,7 +72,7 @@ func TestUpdatedIsTheDatabaseClock(t *testing.T) {
 // the table already has, and changes no file.
 func TestImport(t *testing.T) {
 	ctx := testCtx(t)
-	s := pgbackups.New(openPool(t, pgtest.Schema(t, pgtest.Database(t))))
+	s := pgbackups.New(pgstoretest.Pool(t, pgtest.Schema(t, pgtest.Database(t))))
 	files, err := backupstore.Open(filepath.Join(t.TempDir(), "backups"))
 	if err != nil {
 		t.Fatal(err)

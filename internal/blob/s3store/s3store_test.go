@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +17,7 @@ import (
 	"github.com/parleychat/parley/internal/pgtest"
 	"github.com/parleychat/parley/internal/s3"
 	"github.com/parleychat/parley/internal/s3/s3test"
-	"github.com/parleychat/parley/internal/store/pgstore"
+	"github.com/parleychat/parley/internal/store/pgstore/pgstoretest"
 )
 
 // The store runs against a real PostgreSQL (a fresh schema per test, with
@@ -40,16 +39,12 @@ type storage struct {
 
 func newStorage(t testing.TB, dsn string, cfg s3.Config) storage {
 	t.Helper()
-	db, err := pgstore.Open(testCtx(t), pgtest.Schema(t, dsn), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	pool := pgstoretest.Pool(t, pgtest.Schema(t, dsn))
 	c, err := s3.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return storage{pool: db.Pool(), objects: c, cfg: cfg}
+	return storage{pool: pool, objects: c, cfg: cfg}
 }
 
 // readAll reads a finished blob from off.
