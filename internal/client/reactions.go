@@ -106,14 +106,20 @@ func (c *Client) onReaction(tx *clientdb.Tx, from, conv string, env *api.Envelop
 	return []Event{{Type: EventReaction, Peer: conv, Device: env.SenderDevice, Refs: []string{id}, Message: &msgs[0]}}, nil
 }
 
-// addReactions fills the Reactions of ms from tx.
+// addReactions fills the Reactions of ms from tx, with one query per
+// conversation among them.
 func addReactions(tx *clientdb.Tx, ms []Message) error {
+	byPeer := map[string]map[string][]clientdb.Reaction{}
 	for i := range ms {
-		rs, err := tx.Reactions(ms[i].Peer, ms[i].ID)
-		if err != nil {
-			return err
+		rs, ok := byPeer[ms[i].Peer]
+		if !ok {
+			var err error
+			if rs, err = tx.Reactions(ms[i].Peer); err != nil {
+				return err
+			}
+			byPeer[ms[i].Peer] = rs
 		}
-		for _, r := range rs {
+		for _, r := range rs[ms[i].ID] {
 			ms[i].Reactions = append(ms[i].Reactions, Reaction{From: r.Reactor, Emoji: r.Emoji})
 		}
 	}

@@ -51,23 +51,25 @@ func (tx *Tx) SetReaction(peer, msgID, reactor, emoji string, at time.Time) (boo
 	return emoji != prevEmoji, nil
 }
 
-// Reactions returns the reactions to message msgID of the conversation
-// with peer, oldest first (removed ones left out).
-func (tx *Tx) Reactions(peer, msgID string) ([]Reaction, error) {
-	rows, err := tx.q.QueryContext(tx.ctx, `SELECT reactor, emoji, at FROM reactions WHERE peer = ? AND msg_id = ? AND emoji != '' ORDER BY at, reactor`, peer, msgID)
+// Reactions returns the reactions to the messages of the conversation
+// with peer, by message id, each message's oldest first (removed ones left
+// out): one query for a whole history.
+func (tx *Tx) Reactions(peer string) (map[string][]Reaction, error) {
+	rows, err := tx.q.QueryContext(tx.ctx, `SELECT msg_id, reactor, emoji, at FROM reactions WHERE peer = ? AND emoji != '' ORDER BY at, reactor`, peer)
 	if err != nil {
 		return nil, wrap("reactions", err)
 	}
 	defer rows.Close()
-	var out []Reaction
+	out := map[string][]Reaction{}
 	for rows.Next() {
+		var id string
 		var r Reaction
 		var at int64
-		if err := rows.Scan(&r.Reactor, &r.Emoji, &at); err != nil {
+		if err := rows.Scan(&id, &r.Reactor, &r.Emoji, &at); err != nil {
 			return nil, wrap("reactions", err)
 		}
 		r.At = FromUnixMS(at)
-		out = append(out, r)
+		out[id] = append(out[id], r)
 	}
 	return out, wrap("reactions", rows.Err())
 }
