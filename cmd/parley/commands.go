@@ -875,13 +875,7 @@ func cmdSearch(ctx context.Context, a *app, args []string) error {
 			}
 			continue
 		}
-		line := formatLine(m, true)
-		if !m.Outgoing {
-			line = strings.Replace(line, " "+m.From+":", " "+m.From+" → you:", 1)
-		} else {
-			line = strings.Replace(line, " you:", " you → "+m.Peer+":", 1)
-		}
-		a.println("%s", line)
+		a.println("%s", formatSearchLine(m))
 	}
 	if len(ms) == 0 && !a.json {
 		a.println("No message here has that text.")

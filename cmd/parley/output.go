@@ -187,25 +187,40 @@ func formatLine(m client.Message, withDate bool) string {
 	if m.Kind == client.KindTimer {
 		return formatTimerLine(m, withDate) // files.go
 	}
+	var who string
+	switch {
+	case m.Outgoing && withDate:
+		who = "you"
+	case m.Outgoing:
+		who = "you → " + m.Peer
+	default:
+		who = m.From
+		if m.Request {
+			who += " [request]"
+		}
+	}
+	return formatAs(m, layout, who)
+}
+
+// formatSearchLine renders a message found among all conversations: the
+// date, and both ends ("bob → you", "you → bob").
+func formatSearchLine(m client.Message) string {
+	who := m.From + " → you"
+	if m.Outgoing {
+		who = "you → " + m.Peer
+	}
+	return formatAs(m, "2006-01-02 15:04", who)
+}
+
+// formatAs is a message line with its time in layout and its sender as who.
+func formatAs(m client.Message, layout, who string) string {
 	t := m.SentAt
 	if t.IsZero() {
 		t = m.ReceivedAt
 	}
 	var b strings.Builder
 	b.WriteString(t.Local().Format(layout))
-	b.WriteByte(' ')
-	switch {
-	case m.Outgoing && withDate:
-		b.WriteString("you")
-	case m.Outgoing:
-		b.WriteString("you → " + m.Peer)
-	default:
-		b.WriteString(m.From)
-		if m.Request {
-			b.WriteString(" [request]")
-		}
-	}
-	b.WriteString(": ")
+	b.WriteString(" " + who + ": ")
 	b.WriteString(strings.ReplaceAll(messageText(m), "\n", "\n    ")) // files.go
 	if mark := tui.StatusMark(m.Status); m.Outgoing && mark != "" {
 		b.WriteString("  " + mark)
