@@ -239,17 +239,7 @@ func quoteText(m client.Message) string {
 	if q == nil {
 		return "[↪ a message not on this device] "
 	}
-	text := q.Text
-	switch {
-	case q.Deleted:
-		text = "(deleted)"
-	case text == "" && q.File != "":
-		text = "[file " + q.File + "]"
-	}
-	if r := []rune(text); len(r) > 40 {
-		text = string(r[:39]) + "…"
-	}
-	return fmt.Sprintf("[↪ %s: %q] ", q.From, strings.ReplaceAll(text, "\n", " "))
+	return fmt.Sprintf("[↪ %s: %q] ", q.From, q.Snippet(40))
 }
 
 // bodyText is a message's own text, with its file in brackets.

@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/parleychat/parley/internal/client/clientdb"
 	"github.com/parleychat/parley/internal/content"
@@ -21,6 +22,22 @@ type Quote struct {
 	Text    string // its text now ("" if deleted or a file without caption)
 	Deleted bool   // deleted for everyone
 	File    string // the name of its file, if it has one
+}
+
+// Snippet is the quoted message in at most n characters, for a reply's
+// line: its text on one line, "(deleted)", or its file's name.
+func (q *Quote) Snippet(n int) string {
+	text := strings.ReplaceAll(q.Text, "\n", " ")
+	switch {
+	case q.Deleted:
+		text = "(deleted)"
+	case text == "" && q.File != "":
+		text = "[file " + q.File + "]"
+	}
+	if r := []rune(text); len(r) > n {
+		text = string(r[:n-1]) + "…"
+	}
+	return text
 }
 
 // replyTarget checks that message id ("" for none) is in the conversation

@@ -90,14 +90,7 @@ func (m *model) messageLine(msg client.Message) string {
 		text += " " + dimStyle.Render(r.Emoji+" "+r.From)
 	}
 	if q := msg.Quote; q != nil && msg.Kind != client.KindDeleted {
-		quoted := q.Text
-		if q.Deleted {
-			quoted = "(deleted)"
-		}
-		if r := []rune(quoted); len(r) > 40 {
-			quoted = string(r[:39]) + "…"
-		}
-		text = dimStyle.Render("↪ "+q.From+": "+quoted) + " " + text
+		text = dimStyle.Render("↪ "+q.From+": "+q.Snippet(40)) + " " + text
 	}
 	line := dimStyle.Render(t.Local().Format(layout)) + " " + titleStyle.Render(who) + ": " + text
 	if msg.Outgoing {
